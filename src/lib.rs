@@ -1,0 +1,22 @@
+//! refaug turns a referring-expression dataset (RefCOCOg, RefCOCO, RefCOCO+) into box-augmented
+//! datasets: every image is read and decoded once, handed to every configured detector, and each
+//! detector's proposals are written as one Parquet dataset variant.
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! manifest ─┐
+//! dataset ──┴─▶ decode ─▶ preprocess ─▶ detect ─▶ write
+//!             (JPEG → RGB)  (per family)  (ONNX Runtime)  (Parquet shards)
+//! ```
+//!
+//! [`boxes`] holds the one box type and IoU that every stage shares.
+
+pub mod boxes;
+pub mod cli;
+pub mod dataset;
+pub mod decode;
+pub mod detect;
+pub mod manifest;
+pub mod preprocess;
+pub mod write;

@@ -1,0 +1,1 @@
+//! `data-manifest.toml`: what the job is (dataset, variants, output, run defaults).

@@ -1,0 +1,1 @@
+//! Write: the output schema (one home for it) and Parquet shards, atomically committed.
