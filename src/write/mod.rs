@@ -1,1 +1,1 @@
-//! Write: the output schema (one home for it) and Parquet shards, atomically committed.
+//! Write: the output schema (its one home) and Parquet shards, committed atomically.

@@ -1,0 +1,1 @@
+//! The `detr` family (Hugging Face transformers DETR): `pixel_values` input, `logits` + `pred_boxes`.

@@ -1,0 +1,1 @@
+//! ONNX Runtime: finding and loading `libonnxruntime.so`, execution providers, session settings.

@@ -1,0 +1,1 @@
+//! Detector specs: `detectors/<name>.toml`, validated into what the code uses.
