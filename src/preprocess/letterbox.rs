@@ -99,3 +99,21 @@ mod tests {
         assert_eq!(g.input_w(), 640);
     }
 }
+
+/// Letterbox `img` into `geom`'s input size: OpenCV INTER_LINEAR resize (only when the size
+/// changes, as the libraries do), then constant `pad` borders. Returns the padded RGB image.
+pub fn letterbox(img: &image::RgbImage, geom: &LetterboxGeometry, pad: u8) -> image::RgbImage {
+    let _ = (img, geom, pad);
+    todo!("H2a")
+}
+
+/// The YOLO families' model input: letterbox to `target_w × target_h` with grey `pad`, then `x / 255`.
+pub fn letterbox_tensor(
+    img: &image::RgbImage,
+    target_w: u32,
+    target_h: u32,
+    pad: u8,
+) -> (crate::preprocess::Chw, LetterboxGeometry) {
+    let _ = (img, target_w, target_h, pad);
+    todo!("H2a")
+}
