@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent project set-up: a project-local Python environment (.venv) with the pinned ONNX Runtime
+# (libonnxruntime.so, loaded by refaug at run time) and the Python packages the tests use.
+# Quick when nothing changed: the installed requirements are stamped with their sha256.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+req=scripts/python-requirements.txt
+venv=.venv
+stamp="$venv/.refaug-requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+
+command -v python3 >/dev/null || { echo "setup: python3 is required (3.10 or newer)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  exit 0
+fi
+
+echo "setup: creating $venv with the pinned packages of $req" >&2
+if ! python3 -m venv "$venv" 2>/dev/null; then
+  # Debian/Ubuntu without python3-venv: make the venv without pip and bootstrap pip into it.
+  rm -rf "$venv"
+  python3 -m venv --without-pip "$venv"
+  python3 -m pip --python "$venv/bin/python" install -q pip
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+"$venv/bin/python" - <<'PY'
+import onnxruntime, os, glob
+lib = glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*"))
+assert lib, "onnxruntime wheel has no libonnxruntime.so"
+print(f"setup: ONNX Runtime {onnxruntime.__version__} at {lib[0]}", flush=True)
+PY
+echo "$want" >"$stamp"
