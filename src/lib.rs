@@ -20,4 +20,5 @@ pub mod detect;
 pub mod manifest;
 pub mod pipeline;
 pub mod preprocess;
+pub mod progress;
 pub mod write;
