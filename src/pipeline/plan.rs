@@ -198,3 +198,94 @@ mod tests {
         assert_eq!(u.file_name(), "val-00003-of-00012.parquet");
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::boxes::BoxXyxy;
+    use crate::dataset::{DatasetKind, ImageRecord, RefRecord};
+
+    fn dataset() -> Dataset {
+        let image = |id: i64| ImageRecord {
+            image_id: id,
+            file_name: format!("{id}.jpg"),
+            width: 10,
+            height: 10,
+        };
+        let r = |ref_id: i64, image_id: i64, split: &str| RefRecord {
+            ref_id,
+            ann_id: ref_id * 10,
+            image_id,
+            category_id: 1,
+            split: split.into(),
+            sentences: vec![],
+            gt_box: BoxXyxy {
+                xmin: 0.0,
+                ymin: 0.0,
+                xmax: 1.0,
+                ymax: 1.0,
+            },
+        };
+        Dataset {
+            kind: DatasetKind::Refcocog,
+            split_by: "umd".into(),
+            images_dir: "images".into(),
+            // Instances order 5, 3, 9, 7, 1: units follow it, not the ids.
+            images: [5, 3, 9, 7, 1].into_iter().map(image).collect(),
+            refs: vec![
+                r(0, 9, "train"),
+                r(1, 5, "train"),
+                r(2, 9, "train"),
+                r(3, 3, "val"),
+                r(4, 7, "train"),
+                r(5, 1, "train"),
+            ],
+            categories: Default::default(),
+        }
+    }
+
+    #[test]
+    fn units_follow_instances_order_and_block_size() {
+        let d = dataset();
+        let sel = Selection {
+            splits: vec!["train".into(), "val".into()],
+            limit: None,
+            images_per_shard: 2,
+        };
+        let units = plan(&d, &sel);
+        let got: Vec<(String, usize, usize, Vec<usize>, Vec<Vec<usize>>)> = units
+            .iter()
+            .map(|u| {
+                (
+                    u.split.clone(),
+                    u.shard,
+                    u.shard_count,
+                    u.images.clone(),
+                    u.refs.clone(),
+                )
+            })
+            .collect();
+        // train images in instances order: 5 (idx 0), 9 (idx 2), 7 (idx 3), 1 (idx 4).
+        assert_eq!(
+            got,
+            vec![
+                ("train".into(), 0, 2, vec![0, 2], vec![vec![1], vec![0, 2]]),
+                ("train".into(), 1, 2, vec![3, 4], vec![vec![4], vec![5]]),
+                ("val".into(), 0, 1, vec![1], vec![vec![3]]),
+            ]
+        );
+        assert_eq!(
+            units.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let limited = plan(
+            &d,
+            &Selection {
+                limit: Some(3),
+                ..sel
+            },
+        );
+        assert_eq!(limited[0].images, vec![0, 2]);
+        assert_eq!(limited[1].images, vec![3]);
+    }
+}
