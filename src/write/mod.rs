@@ -1,1 +1,10 @@
-//! Write: the output schema (its one home) and Parquet shards, committed atomically.
+//! Write: the output schema (its one home), rows, Parquet shards committed atomically, and
+//! the verification of written shards.
+//!
+//! [`schema`] is the contract; [`row`] builds the rows and converts them to Arrow; [`shard`]
+//! writes and reads one Parquet file; [`verify`] checks a file against the contract.
+
+pub mod row;
+pub mod schema;
+pub mod shard;
+pub mod verify;
