@@ -28,10 +28,7 @@ pub struct Unit {
 impl Unit {
     /// `<split>-NNNNN-of-NNNNN.parquet`, the Hugging Face shard naming.
     pub fn file_name(&self) -> String {
-        format!(
-            "{}-{:05}-of-{:05}.parquet",
-            self.split, self.shard, self.shard_count
-        )
+        crate::write::shard::shard_file_name(&self.split, self.shard, self.shard_count)
     }
 
     pub fn ref_count(&self) -> usize {

@@ -470,9 +470,11 @@ const BOX_CONVENTION: &str = "Every box is xyxy in float32 pixels of the origina
     applied): (xmin, ymin) is the top-left corner, (xmax, ymax) the bottom-right, x to the right, \
     y down, 0 ≤ xmin ≤ xmax ≤ image_width and 0 ≤ ymin ≤ ymax ≤ image_height for proposals.";
 
-const ROW_ORDER: &str = "One row per ref (referred object) per variant. Within a split, rows are \
-    in ascending ref_id order, across shards in shard index order: shard 00000 holds the \
-    smallest ref_ids.";
+const ROW_ORDER: &str = "One row per ref (referred object) per variant. A split's shards \
+    cover consecutive blocks of its images in instances.json order (shard 00000 the first block); \
+    within a shard, rows are in strictly ascending ref_id order. The blocks depend only on the \
+    dataset and the output settings, never on batch size, threads or how a run was split across \
+    workers.";
 
 const FILE_LAYOUT: &str = "One folder per variant (one detector): \
     <variant>/<split>-<index>-of-<count>.parquet, index and count zero-padded to 5 digits, index \

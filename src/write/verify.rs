@@ -158,8 +158,8 @@ pub fn verify_shard(path: &Path, expected_sha256: Option<&str>) -> Vec<Violation
                 && row.ref_id <= previous
             {
                 messages.push(format!(
-                    "ref_id is not above the previous row's ({previous}): rows must be in \
-                     strictly ascending ref_id order"
+                    "ref_id is not above the previous row's ({previous}): rows of a shard \
+                     must be in strictly ascending ref_id order"
                 ));
             }
             previous_ref_id = Some(row.ref_id);
