@@ -4,6 +4,7 @@
 //! [`schema`] is the contract; [`row`] builds the rows and converts them to Arrow; [`shard`]
 //! writes and reads one Parquet file; [`verify`] checks a file against the contract.
 
+pub mod manifest;
 pub mod row;
 pub mod schema;
 pub mod shard;

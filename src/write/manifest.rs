@@ -1,0 +1,70 @@
+//! `<out>/<variant>/manifest.json`: what a variant's shards are and how they were made.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::journal::ShardRecord;
+
+/// File name of a variant's manifest, next to its shards.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// One source file the output was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Path as given in the data manifest (relative to it when it was).
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// One split of a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitManifest {
+    /// Rows written (refs with proposals computed).
+    pub rows: u64,
+    /// Images of the split that were processed (failed ones included).
+    pub images: u64,
+    /// Refs of the split that have no row because their image failed (listed in `errors.json`).
+    pub failed_refs: u64,
+    pub shards: Vec<ShardRecord>,
+}
+
+/// The ONNX Runtime that produced the boxes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub onnxruntime_version: String,
+    pub execution_provider: String,
+}
+
+/// `<out>/<variant>/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantManifest {
+    pub variant: String,
+    pub schema_version: String,
+    pub refaug_version: String,
+    pub git_revision: String,
+    /// The detector spec as used (name, family, model sha256, thresholds, training data, …).
+    pub detector: serde_json::Value,
+    pub runtime: RuntimeInfo,
+    /// Dataset kind, split_by and the source files with their sha256.
+    pub dataset_kind: String,
+    pub split_by: String,
+    pub sources: Vec<SourceFile>,
+    /// Split name → its shards, in shard order.
+    pub splits: BTreeMap<String, SplitManifest>,
+    /// The full settings of the run (`.refaug/settings.json`).
+    pub settings: serde_json::Value,
+}
+
+impl VariantManifest {
+    pub fn read(path: &std::path::Path) -> Result<VariantManifest, std::io::Error> {
+        let bytes = fs_err::read(path)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+}
