@@ -18,5 +18,6 @@ pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod manifest;
+pub mod parity;
 pub mod preprocess;
 pub mod write;
