@@ -275,15 +275,21 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, Failure> {
     let result = catch_unwind(AssertUnwindSafe(|| decode_jpeg_inner(&mut d, bytes)));
     match result {
         Ok(outcome) => outcome,
-        Err(payload) => Err(abort_to_failure(payload)),
+        // libjpeg refuses sides over 65500 itself (JERR_IMAGE_TOO_BIG) once the frame header is read.
+        Err(payload) => Err(abort_to_failure(
+            payload,
+            (d.cinfo.image_width, d.cinfo.image_height),
+        )),
     }
 }
 
-fn abort_to_failure(payload: Box<dyn Any + Send>) -> Failure {
+fn abort_to_failure(payload: Box<dyn Any + Send>, (width, height): (u32, u32)) -> Failure {
     match payload.downcast::<LibjpegAbort>() {
         Ok(abort) => {
             let LibjpegAbort { code, message } = *abort;
-            if code == jpeg::JWRN_JPEG_EOF as c_int {
+            if code == jpeg::JERR_IMAGE_TOO_BIG as c_int {
+                Failure::TooLarge(width, height)
+            } else if code == jpeg::JWRN_JPEG_EOF as c_int {
                 Failure::Truncated(format!("{message} (libjpeg)"))
             } else if code == jpeg::JERR_NOT_COMPILED as c_int
                 || code == jpeg::JERR_ARITH_NOTIMPL as c_int
