@@ -20,27 +20,38 @@ use crate::preprocess::letterbox::letterbox_tensor;
 /// One line of `fingerprints.jsonl`: what the reference computed for one (detector, image).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Fingerprint {
+    /// The reference CSV's name without `.csv`, e.g. `yolov8n-cal`, `detr_resnet18-cal@pil`.
     pub detector: String,
+    /// The ONNX file name.
     pub model: String,
     /// `"torchvision"` / `"pil"` for DETR, else `None`.
     pub processor: Option<String>,
+    /// The image's `file_name` in `instances.json` (relative to the images folder).
     pub file_name: String,
     pub image_id: u64,
     /// `[H, W, 3]`.
     pub rgb_shape: Vec<usize>,
+    /// SHA-256 of the decoded H×W×3 uint8 image, C order.
     pub rgb_sha256: String,
+    /// The model's input name (`images`, `pixel_values`).
     pub input_name: String,
+    /// `[1, 3, H, W]` for batch models, `[3, H, W]` for torchvision detection models.
     pub input_shape: Vec<usize>,
+    /// Always `float32` for these models.
     pub input_dtype: String,
+    /// SHA-256 of the model input's float32 values, little-endian, C order.
     pub input_sha256: String,
+    /// Rows the reference wrote to the CSV for this image.
     pub n_boxes: usize,
 }
 
 /// Why the fingerprints could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ParityError {
+    /// The file could not be read (the I/O error names it).
     #[error("cannot read fingerprints")]
     Read(#[from] std::io::Error),
+    /// A line is not a fingerprint record.
     #[error("{path}:{line}: not a fingerprint record")]
     Parse {
         path: PathBuf,
@@ -170,18 +181,22 @@ pub enum Stage {
 /// One image that did not match, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Miss {
+    /// The image's `file_name`.
     pub file_name: String,
+    /// What differed (shape, hash) or why it could not be computed (the decode error).
     pub reason: String,
 }
 
 /// Matches of one stage for one detector.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageReport {
+    /// Images whose hash (and shape) equal the reference.
     pub matched: usize,
     /// Images compared (matched + missed).
     pub total: usize,
     /// Images not compared at this stage (unknown recipe, DETR not requested, decode failed).
     pub skipped: usize,
+    /// The images that differ, in fingerprint order.
     pub misses: Vec<Miss>,
 }
 
@@ -201,6 +216,7 @@ impl StageReport {
 /// Per detector (in fingerprint order), per stage.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParityReport {
+    /// `(detector, stage → report)` in the order the detectors first appear in the fingerprints.
     pub detectors: Vec<(String, BTreeMap<Stage, StageReport>)>,
 }
 
@@ -230,6 +246,29 @@ impl ParityReport {
             .iter()
             .flat_map(|(_, s)| s.values())
             .all(|r| r.misses.is_empty())
+    }
+}
+
+impl std::fmt::Display for ParityReport {
+    /// One line per detector and stage (`matched/total`, skipped), then one indented line per miss.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (detector, stages) in &self.detectors {
+            for (stage, r) in stages {
+                let name = match stage {
+                    Stage::Decode => "decode",
+                    Stage::Input => "input",
+                };
+                write!(f, "{detector} {name}: {}/{} matched", r.matched, r.total)?;
+                if r.skipped > 0 {
+                    write!(f, ", {} skipped", r.skipped)?;
+                }
+                writeln!(f)?;
+                for m in &r.misses {
+                    writeln!(f, "  {}: {}", m.file_name, m.reason)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -279,3 +279,64 @@ fn unit_scaling_is_float32_division_for_all_256_values() {
         .count();
     assert_eq!(differing, 126);
 }
+
+/// `parity::check` on a fingerprints file in the reference format (written by the goldens script
+/// from Pillow / cv2 / numpy): everything matches except the one input hash the script spoiled;
+/// DETR inputs are skipped unless asked for.
+#[test]
+fn parity_check_reports_per_detector_and_stage() {
+    use refaug::parity::{ParityOptions, Stage, check, load_fingerprints};
+    let fps = load_fingerprints(&data_dir().join("parity_fingerprints.jsonl")).unwrap();
+    assert_eq!(fps.len(), 9);
+    let report = check(&data_dir().join("decode"), &fps, &ParityOptions::default());
+    let names: Vec<_> = report.detectors.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "yolov8n-cal",
+            "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal",
+            "detr_resnet18-cal@pil"
+        ]
+    );
+    let counts = |d: &str, s: Stage| {
+        let r = report.get(d, s).unwrap();
+        (r.matched, r.total, r.skipped)
+    };
+    for d in names.iter() {
+        assert_eq!(counts(d, Stage::Decode), (3, 3, 0), "{d}");
+    }
+    assert_eq!(counts("yolov8n-cal", Stage::Input), (3, 3, 0));
+    let frcnn = "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal";
+    assert_eq!(counts(frcnn, Stage::Input), (2, 3, 0));
+    let misses = &report.get(frcnn, Stage::Input).unwrap().misses;
+    assert_eq!(misses.len(), 1);
+    assert_eq!(misses[0].file_name, "grayscale.jpg");
+    assert_eq!(counts("detr_resnet18-cal@pil", Stage::Input), (0, 0, 3));
+    assert!(!report.all_matched());
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!("{frcnn} input: 2/3 matched")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  grayscale.jpg: input tensor differs (sha256)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn parity_check_reports_decode_failures() {
+    use refaug::parity::{ParityOptions, Stage, check, load_fingerprints};
+    let mut fps = load_fingerprints(&data_dir().join("parity_fingerprints.jsonl")).unwrap();
+    fps.truncate(1);
+    fps[0].file_name = "truncated_half.jpg".into();
+    let report = check(&data_dir().join("decode"), &fps, &ParityOptions::default());
+    let decode = report.get("yolov8n-cal", Stage::Decode).unwrap();
+    assert_eq!((decode.matched, decode.total), (0, 1));
+    assert!(
+        decode.misses[0].reason.contains("truncated"),
+        "{:?}",
+        decode.misses
+    );
+    assert_eq!(report.get("yolov8n-cal", Stage::Input).unwrap().skipped, 1);
+}

@@ -236,6 +236,43 @@ def letterbox_cases() -> list:
     return cases
 
 
+def parity_fingerprints() -> None:
+    """A fingerprints.jsonl in the reference format for three images of decode/: letterbox (YOLO) and
+    plain x/255 (Faster R-CNN) inputs as the reference pipeline computes them, one deliberately
+    wrong input hash (so the check has a miss to report) and one DETR line."""
+    lines = []
+    for detector in ["yolov8n-cal", "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal", "detr_resnet18-cal@pil"]:
+        for i, name in enumerate(["baseline_420.jpg", "grayscale.jpg", "cmyk_adobe.jpg"]):
+            rgb = np.asarray(Image.open(OUT / "decode" / name).convert("RGB"))
+            if detector.startswith("yolo"):
+                boxed, _ = letterbox(rgb, 64, 64, 114)
+                x = boxed.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
+            else:
+                x = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+                if detector.startswith("detr"):
+                    x = x[None]  # stands in for the DETR processor: only the shape is plausible
+            input_sha = sha256(x.astype("<f4").tobytes())
+            if detector.startswith("fasterrcnn") and name == "grayscale.jpg":
+                input_sha = "0" * 64  # the deliberate miss
+            lines.append(
+                {
+                    "detector": detector,
+                    "model": detector.split("@")[0] + ".onnx",
+                    "processor": "pil" if "@pil" in detector else None,
+                    "file_name": name,
+                    "image_id": i + 1,
+                    "rgb_shape": list(rgb.shape),
+                    "rgb_sha256": sha256(rgb.tobytes()),
+                    "input_name": "pixel_values" if detector.startswith("detr") else "images",
+                    "input_shape": list(x.shape),
+                    "input_dtype": "float32",
+                    "input_sha256": input_sha,
+                    "n_boxes": 0,
+                }
+            )
+    (OUT / "parity_fingerprints.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     unit = (np.arange(256, dtype=np.float32) / np.float32(255)).astype("<f4")
@@ -247,6 +284,7 @@ def main() -> None:
         "resize": resize_cases(),
         "letterbox": letterbox_cases(),
     }
+    parity_fingerprints()
     (OUT / "goldens.json").write_text(json.dumps(goldens, indent=1) + "\n")
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"wrote {OUT} ({total} bytes)")
