@@ -483,8 +483,8 @@ mod tests {
     use super::*;
 
     /// Pillow 13.0 `Image.frombytes("CMYK", (1, 1), bytes([c, m, y, k])).convert("RGB")` for a few
-    /// values (computed with the .venv's Pillow; the formula is exhaustively checked in
-    /// tests/pixels.rs against a table written by tools/make_pixel_goldens.py).
+    /// values (computed with Pillow 13.0; whole CMYK and YCCK JPEGs are checked against Pillow in
+    /// tests/pixels.rs).
     #[test]
     fn cmyk2rgb_matches_pillow_samples() {
         // (C, M, Y, K) → (R, G, B)
