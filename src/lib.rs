@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod manifest;
+pub mod parity;
 pub mod pipeline;
 pub mod preprocess;
 pub mod progress;

@@ -54,6 +54,51 @@ impl LetterboxGeometry {
     }
 }
 
+/// Letterbox `img` into `geom`'s input size: OpenCV INTER_LINEAR resize (only when the size
+/// changes, as the libraries do), then constant `pad` borders. Returns the padded RGB image.
+///
+/// Mirrors `cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)` followed by
+/// `cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(pad, pad, pad))`.
+///
+/// # Panics
+/// If `img` is not `geom.orig_w × geom.orig_h`.
+pub fn letterbox(img: &image::RgbImage, geom: &LetterboxGeometry, pad: u8) -> image::RgbImage {
+    assert_eq!(
+        (img.width(), img.height()),
+        (geom.orig_w, geom.orig_h),
+        "letterbox geometry made for another image size"
+    );
+    let resized;
+    let inner = if (geom.new_w, geom.new_h) != (geom.orig_w, geom.orig_h) {
+        resized = crate::preprocess::opencv::resize_linear(img, geom.new_w, geom.new_h);
+        &resized
+    } else {
+        img
+    };
+    let mut out = image::RgbImage::from_pixel(geom.input_w(), geom.input_h(), image::Rgb([pad; 3]));
+    let out_stride = 3 * geom.input_w() as usize;
+    let in_stride = 3 * geom.new_w as usize;
+    let left = 3 * geom.left as usize;
+    let dst = &mut *out;
+    for (y, row) in inner.as_raw().chunks_exact(in_stride).enumerate() {
+        let start = (geom.top as usize + y) * out_stride + left;
+        dst[start..start + in_stride].copy_from_slice(row);
+    }
+    out
+}
+
+/// The YOLO families' model input: letterbox to `target_w × target_h` with grey `pad`, then `x / 255`.
+pub fn letterbox_tensor(
+    img: &image::RgbImage,
+    target_w: u32,
+    target_h: u32,
+    pad: u8,
+) -> (crate::preprocess::Chw, LetterboxGeometry) {
+    let geom = LetterboxGeometry::new(img.width(), img.height(), target_w, target_h);
+    let boxed = letterbox(img, &geom, pad);
+    (crate::preprocess::Chw::from_rgb_unit(&boxed), geom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,22 +143,4 @@ mod tests {
         );
         assert_eq!(g.input_w(), 640);
     }
-}
-
-/// Letterbox `img` into `geom`'s input size: OpenCV INTER_LINEAR resize (only when the size
-/// changes, as the libraries do), then constant `pad` borders. Returns the padded RGB image.
-pub fn letterbox(img: &image::RgbImage, geom: &LetterboxGeometry, pad: u8) -> image::RgbImage {
-    let _ = (img, geom, pad);
-    todo!("H2a")
-}
-
-/// The YOLO families' model input: letterbox to `target_w × target_h` with grey `pad`, then `x / 255`.
-pub fn letterbox_tensor(
-    img: &image::RgbImage,
-    target_w: u32,
-    target_h: u32,
-    pad: u8,
-) -> (crate::preprocess::Chw, LetterboxGeometry) {
-    let _ = (img, target_w, target_h, pad);
-    todo!("H2a")
 }

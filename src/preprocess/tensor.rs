@@ -11,8 +11,42 @@ pub struct Chw {
 impl Chw {
     /// HWC RGB uint8 → CHW float32 `x / 255`, correctly rounded in float32 (what `torch` / numpy's
     /// `tensor.float() / 255` gives; `x * (1/255f32)` differs in 126 of the 256 values).
+    ///
+    /// Mirrors ultralytics' `im.float() / 255` / yolov5's `im /= 255` on a float32 array and
+    /// torchvision 0.29's `to_tensor` (`img.float().div(255)`): one IEEE float32 division per value.
     pub fn from_rgb_unit(img: &image::RgbImage) -> Chw {
-        let _ = img;
-        todo!("H2a")
+        // 256 possible inputs: divide once each (f32 / f32 is the correctly rounded quotient).
+        let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0f32);
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        let plane = width * height;
+        let mut data = vec![0.0f32; 3 * plane];
+        let (r, rest) = data.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
+            r[i] = lut[px[0] as usize];
+            g[i] = lut[px[1] as usize];
+            b[i] = lut[px[2] as usize];
+        }
+        Chw {
+            height,
+            width,
+            data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_channel_major() {
+        // 2×1 image: pixel 0 = (0, 51, 255), pixel 1 = (255, 102, 0).
+        let img = image::RgbImage::from_raw(2, 1, vec![0, 51, 255, 255, 102, 0]).unwrap();
+        let t = Chw::from_rgb_unit(&img);
+        assert_eq!((t.height, t.width), (1, 2));
+        // 51/255 = 0.2 and 102/255 = 0.4 exactly in decimal; float32 division rounds them to the
+        // nearest float32 of 0.2 / 0.4, which is what the literals denote.
+        assert_eq!(t.data, vec![0.0, 1.0, 0.2, 0.4, 1.0, 0.0]);
     }
 }
