@@ -133,14 +133,10 @@ pub fn preprocess(img: &RgbImage, cfg: &DetrPreprocess) -> Chw {
         Processor::Pil => pil::resize_bilinear(img, new_w, new_h),
     };
     let table = normalise_table(cfg);
-    let plane = resized.width() as usize * resized.height() as usize;
-    let mut data = vec![0f32; 3 * plane];
-    let (r, rest) = data.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in resized.as_raw().chunks_exact(3).enumerate() {
-        r[i] = table[0][usize::from(px[0])];
-        g[i] = table[1][usize::from(px[1])];
-        b[i] = table[2][usize::from(px[2])];
+    let raw = resized.as_raw();
+    let mut data = Vec::with_capacity(raw.len());
+    for (c, lut) in table.iter().enumerate() {
+        data.extend(raw[c..].iter().step_by(3).map(|&v| lut[usize::from(v)]));
     }
     Chw {
         height: resized.height() as usize,
