@@ -65,8 +65,13 @@ pub struct UnitRecord {
     pub shard: usize,
     pub shard_count: usize,
     pub images: usize,
+    /// Refs of the unit's images (rows written plus refs of failed images).
+    pub refs: u64,
     pub shards: BTreeMap<String, ShardRecord>,
     pub failures: Vec<ImageFailure>,
+    /// The ONNX Runtime version and execution provider that made the unit's boxes.
+    pub onnxruntime: String,
+    pub execution_provider: String,
 }
 
 /// An output folder opened for one worker: locked, settings checked.
@@ -338,6 +343,7 @@ mod tests {
             shard: 0,
             shard_count: 2,
             images: 3,
+            refs: 5,
             shards: BTreeMap::from([(
                 "yolo".to_string(),
                 ShardRecord {
@@ -348,6 +354,8 @@ mod tests {
                 },
             )]),
             failures: vec![],
+            onnxruntime: "1.31.1".into(),
+            execution_provider: "CPUExecutionProvider".into(),
         };
         out.commit(&rec).unwrap();
         assert_eq!(out.committed("train", 0).unwrap(), Some(rec.clone()));

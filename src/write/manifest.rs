@@ -9,15 +9,6 @@ use crate::pipeline::journal::ShardRecord;
 /// File name of a variant's manifest, next to its shards.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
-/// One source file the output was made from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceFile {
-    /// Path as given in the data manifest (relative to it when it was).
-    pub file: String,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
 /// One split of a variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitManifest {
@@ -33,8 +24,9 @@ pub struct SplitManifest {
 /// The ONNX Runtime that produced the boxes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
-    pub onnxruntime_version: String,
-    pub execution_provider: String,
+    /// Every ONNX Runtime version that made units of this output (one, unless workers differed).
+    pub onnxruntime_versions: Vec<String>,
+    pub execution_providers: Vec<String>,
 }
 
 /// `<out>/<variant>/manifest.json`.
@@ -50,7 +42,8 @@ pub struct VariantManifest {
     /// Dataset kind, split_by and the source files with their sha256.
     pub dataset_kind: String,
     pub split_by: String,
-    pub sources: Vec<SourceFile>,
+    /// Source file name → sha256 (instances.json and the refs pickle).
+    pub sources: BTreeMap<String, String>,
     /// Split name → its shards, in shard order.
     pub splits: BTreeMap<String, SplitManifest>,
     /// The full settings of the run (`.refaug/settings.json`).
