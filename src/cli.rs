@@ -21,7 +21,7 @@ pub enum Command {
     /// Count images, refs, sentences and categories per split and check the dataset source
     /// (exit 0 healthy, 1 problems found, 2 error).
     Inspect {
-        /// The manifest; only its [dataset] part is used.
+        /// The manifest; only its `[dataset]` part is used.
         #[arg(long, default_value = "data-manifest.toml")]
         manifest: PathBuf,
         /// Print a JSON object instead of the table.

@@ -299,6 +299,13 @@ fn read_refs(path: &Path, bytes: &[u8]) -> Result<Vec<WireRef>, DatasetError> {
         offset: e.offset,
         what: e.what,
     })?;
+    // Fast path: straight into the typed refs. Only when that fails is the pickle decoded again
+    // into generic values, to say which entry is wrong.
+    if let Ok(refs) =
+        serde_pickle::from_slice::<Vec<WireRef>>(bytes, serde_pickle::DeOptions::new())
+    {
+        return Ok(refs);
+    }
     let value =
         serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
             DatasetError::Pickle {
