@@ -40,18 +40,24 @@ pub enum DatasetKind {
 /// One image of `instances.json`, in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRecord {
+    /// `images[].id`.
     pub image_id: i64,
     /// The name in `instances.json` (the file on disk, relative to the images folder).
     pub file_name: String,
+    /// Width of the stored pixel grid (EXIF orientation is not applied).
     pub width: u32,
+    /// Height of the stored pixel grid.
     pub height: u32,
 }
 
 /// One sentence of a ref.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sentence {
+    /// Unique over the refs file.
     pub sent_id: i64,
+    /// The normalised sentence (lower case, tokens joined by spaces).
     pub sent: String,
+    /// The sentence as the annotator typed it.
     pub raw: String,
     pub tokens: Vec<String>,
 }
@@ -60,9 +66,12 @@ pub struct Sentence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefRecord {
     pub ref_id: i64,
+    /// The referred annotation (`instances.json` `annotations[].id`).
     pub ann_id: i64,
     pub image_id: i64,
+    /// COCO category id (1..90).
     pub category_id: i64,
+    /// One of the split_by's split names.
     pub split: String,
     pub sentences: Vec<Sentence>,
     /// The annotation's `bbox` [x, y, w, h] as xyxy pixels.
@@ -73,11 +82,13 @@ pub struct RefRecord {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub kind: DatasetKind,
+    /// `umd`, `google` or `unc` ([`SplitBy::as_str`]).
     pub split_by: String,
+    /// The folder image `file_name`s are relative to.
     pub images_dir: PathBuf,
-    /// Images in `instances.json` order (the processing order).
+    /// The images the refs use, in `instances.json` order (the processing order).
     pub images: Vec<ImageRecord>,
-    /// Refs in pickle order.
+    /// The refs of the selected splits, in pickle order.
     pub refs: Vec<RefRecord>,
     /// COCO category id → name.
     pub categories: std::collections::BTreeMap<i64, String>,
@@ -163,7 +174,9 @@ pub fn split_names(kind: DatasetKind, split_by: SplitBy) -> Option<&'static [&'s
 /// says, with paths already resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetSource {
+    /// Which dataset of the family.
     pub kind: DatasetKind,
+    /// Who split it; names the refs file.
     pub split_by: SplitBy,
     /// The folder holding `instances.json` and `refs(<split_by>).p`.
     pub annotations_dir: PathBuf,
@@ -205,7 +218,9 @@ impl DatasetSource {
 /// Expected SHA-256 digests of the annotation files (lowercase hex).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedSha256 {
+    /// For `instances.json`.
     pub instances: Option<String>,
+    /// For `refs(<split_by>).p`.
     pub refs: Option<String>,
 }
 
@@ -233,6 +248,8 @@ impl SourceFile {
 /// The annotation files of a [`Dataset`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SourceFiles {
+    /// `instances.json`.
     pub instances: SourceFile,
+    /// `refs(<split_by>).p`.
     pub refs: SourceFile,
 }
