@@ -238,6 +238,7 @@ mod plan_tests {
                 r(5, 1, "train"),
             ],
             categories: Default::default(),
+            sources: Default::default(),
         }
     }
 
