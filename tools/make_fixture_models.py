@@ -328,17 +328,27 @@ def nan_graph(p, path, red_threshold):
             [vi("output0", TensorProto.FLOAT, ["batch", 84, "anchors"])], path)
 
 
-def detr_graph(p, path):
+def detr_graph(p, path, pixel_mask=False):
+    """`pixel_mask=True`: a second input `pixel_mask` int64 [batch,height,width] as older optimum
+    exports have; any value other than 1 shifts every logit by 1000 x (mean(mask) - 1), so a
+    caller that does not feed all ones gets different detections."""
     G = Graph()
     f, _, _ = G.features("pixel_values")
     g = G.head(f, p["wg"], p["bg"], p["n"], p["k"])
+    if pixel_mask:
+        mm = G.op("ReduceMean", [G.op("Cast", ["pixel_mask"], to=TensorProto.FLOAT)], axes=[1, 2], keepdims=0)
+        shift = G.op("Mul", [G.op("Sub", [mm, G.const(F32(1))]), G.const(F32(1000))])
+        g = G.op("Add", [g, G.op("Reshape", [shift, G.const(np.array([-1, 1, 1], np.int64))])])
     parts = G.split_last(g, [4, 1, 1])
     G.op("Sigmoid", [parts[0]], outputs=["pred_boxes"])
     m1 = G.op("OneHot", [G.const(p["cls"]), G.const(np.array([92], np.int64)), G.const(np.array([0, 1], F32))], axis=-1)
     m2 = G.op("OneHot", [G.const(np.full(p["n"], 91, np.int64)), G.const(np.array([92], np.int64)),
                          G.const(np.array([0, 1], F32))], axis=-1)
     G.op("Add", [G.op("Mul", [m1, parts[1]]), G.op("Mul", [m2, parts[2]])], outputs=["logits"])
-    G.model([vi("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+    inputs = [vi("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])]
+    if pixel_mask:
+        inputs.append(vi("pixel_mask", TensorProto.INT64, ["batch", "height", "width"]))
+    G.model(inputs,
             [vi("logits", TensorProto.FLOAT, ["batch", p["n"], 92]),
              vi("pred_boxes", TensorProto.FLOAT, ["batch", p["n"], 4])], path)
 
@@ -687,6 +697,39 @@ def check_with_ort(path, feeds, expected, tol=1e-4):
         assert np.allclose(g, e, rtol=tol, atol=tol), (path, n, np.abs(g - e).max())
 
 
+FIXTURE_SPECS = {
+    # spec file: (family, model, extra keys)
+    "fixture-yolov5": ("yolov5", "yolov5.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
+    "fixture-ultralytics": ("ultralytics", "ultralytics.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
+    "fixture-detr": ("detr", "detr.onnx", {"classes": '"coco91"', "shortest_edge": "48", "longest_edge": "80"}),
+    "fixture-detr-pil": ("detr", "detr.onnx", {"classes": '"coco91"', "processor": '"pil"', "shortest_edge": "48",
+                                               "longest_edge": "80"}),
+    "fixture-detr-pixel-mask": ("detr", "detr_pixel_mask.onnx", {"classes": '"coco91"', "shortest_edge": "48",
+                                                                 "longest_edge": "80"}),
+    "fixture-torchvision": ("torchvision", "torchvision.onnx", {"classes": '"coco91"'}),
+}
+
+
+def write_specs(hashes):
+    """detectors/fixture-*.toml, pinned to the models just written."""
+    for name, (family, model, extra) in FIXTURE_SPECS.items():
+        lines = [
+            "# Written by tools/make_fixture_models.py: a tiny test model (a few KB, image-dependent",
+            "# boxes from pooled image statistics); not a real detector.",
+            f'name = "{name}"',
+            f'family = "{family}"',
+            f'model = "../tests/data/models/{model}"',
+            f'model_sha256 = "{hashes[model]}"',
+            'trained_on = "nothing (hand-made test model)"',
+            "sees_eval_images = false",
+        ] + [f"{k} = {v}" for k, v in extra.items()] + [
+            'description = "refaug test fixture"',
+            'export = ".venv/bin/python tools/make_fixture_models.py"',
+        ]
+        with open(os.path.join("detectors", f"{name}.toml"), "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
 def compact_rows(text):
     """Put every innermost list of numbers on one line."""
     import re
@@ -716,6 +759,7 @@ def main():
     yolo_graph(params["yolov5"], paths["yolov5"], "yolov5")
     yolo_graph(params["ultralytics"], paths["ultralytics"], "ultralytics")
     detr_graph(params["detr"], paths["detr"])
+    detr_graph(params["detr"], os.path.join(OUT, "detr_pixel_mask.onnx"), pixel_mask=True)
     torchvision_graph(params["torchvision"], paths["torchvision"])
 
     # raw outputs on formula inputs (numpy maths), cross-checked with onnxruntime
@@ -761,6 +805,7 @@ def main():
     for f in sorted(os.listdir(OUT)):
         if f.endswith(".onnx"):
             expected["models"][f] = sha256(os.path.join(OUT, f))
+    write_specs(expected["models"])
     with open(os.path.join(OUT, "expected.json"), "w") as fh:
         # one detection per line: readable diffs when the fixtures are regenerated
         text = json.dumps(expected, indent=1, sort_keys=True)

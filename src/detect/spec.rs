@@ -25,6 +25,8 @@
 //! longest_edge = 1333                   # detr
 //! mean = [0.485, 0.456, 0.406]          # detr
 //! std = [0.229, 0.224, 0.225]           # detr
+//! description = "..."                   # free text: where the weights come from
+//! export = "yolo export model=yolov8x.pt format=onnx dynamic=True"  # how to make the model file
 //! ```
 //!
 //! `model_sha256 = "unknown"` is for a model that is not exported yet: ONNX exports are not
@@ -127,12 +129,19 @@ pub enum SpecError {
         family: Family,
     },
     #[error(
-        "{}: model not present: {} (export it with the commands in detectors/README.md, then pin \
-         its sha256)",
+        "{}: model not present: {}; {}",
         spec.display(),
-        model.display()
+        model.display(),
+        export.as_deref().map_or_else(
+            || "export it, then pin its sha256".to_string(),
+            |e| format!("export it with `{e}`, then pin its sha256 (sha256sum)")
+        )
     )]
-    ModelMissing { spec: PathBuf, model: PathBuf },
+    ModelMissing {
+        spec: PathBuf,
+        model: PathBuf,
+        export: Option<String>,
+    },
     #[error(
         "{}: sha256 of {} is {actual}, but the spec pins {expected}",
         spec.display(),
@@ -168,9 +177,8 @@ struct SpecWire {
     longest_edge: Option<u32>,
     mean: Option<[f32; 3]>,
     std: Option<[f32; 3]>,
-    /// Free text for people (where the model comes from); not used by the code.
-    #[serde(rename = "description")]
-    _description: Option<String>,
+    description: Option<String>,
+    export: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -285,6 +293,10 @@ pub struct DetectorSpec {
     /// Keep scores strictly greater than this.
     pub score_threshold: f32,
     pub config: FamilyConfig,
+    /// Free text for people: where the weights come from.
+    pub description: Option<String>,
+    /// The command that produces the model file (shown when it is missing).
+    pub export: Option<String>,
 }
 
 impl DetectorSpec {
@@ -325,6 +337,7 @@ impl DetectorSpec {
             return Err(SpecError::ModelMissing {
                 spec: self.spec_path.clone(),
                 model: self.model_path.clone(),
+                export: self.export.clone(),
             });
         }
         let actual = sha256_file(&self.model_path)?;
@@ -527,6 +540,8 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
         classes,
         score_threshold,
         config,
+        description: w.description,
+        export: w.export,
     })
 }
 
