@@ -157,9 +157,9 @@ fn check_one_spec(
     println!("{}", path.display());
     let spec = DetectorSpec::from_file(path)?;
     println!(
-        "  {} ({:?}), model {}",
+        "  {} ({} family), model {}",
         spec.name,
-        spec.family(),
+        format!("{:?}", spec.family()).to_lowercase(),
         spec.model_path.display()
     );
     println!(

@@ -133,7 +133,7 @@ pub enum SpecError {
         spec.display(),
         model.display(),
         export.as_deref().map_or_else(
-            || "export it, then pin its sha256".to_string(),
+            || "the spec names no export command (see its description)".to_string(),
             |e| format!("export it with `{e}`, then pin its sha256 (sha256sum)")
         )
     )]
@@ -353,6 +353,25 @@ impl DetectorSpec {
     }
 }
 
+/// `dir/rel` with `..` after a named folder removed (`detectors/../models/x.onnx` →
+/// `models/x.onnx`), so messages show the path a user would type.
+fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in dir.join(rel).components() {
+        match c {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            Component::CurDir => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The sha256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     let mut file = fs_err::File::open(path)?;
@@ -432,10 +451,7 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
     {
         return Err(invalid("max_det", "must be at least 1".into()));
     }
-    let model_path = match path.parent() {
-        Some(dir) => dir.join(&w.model),
-        None => w.model.clone(),
-    };
+    let model_path = lexical_join(path.parent().unwrap_or(Path::new("")), &w.model);
 
     let is_yolo = matches!(family, Family::Yolov5 | Family::Ultralytics);
     let is_detr = family == Family::Detr;
@@ -575,6 +591,14 @@ classes = "coco80"
     fn defaults_per_family() {
         let s = parse(MINIMAL).unwrap();
         assert_eq!(s.model_path, Path::new("/specs/m.onnx"));
+        assert_eq!(
+            lexical_join(Path::new("detectors"), Path::new("../../shared/m.onnx")),
+            Path::new("../shared/m.onnx")
+        );
+        assert_eq!(
+            lexical_join(Path::new("/a/b"), Path::new("./../c/m.onnx")),
+            Path::new("/a/c/m.onnx")
+        );
         assert_eq!(s.score_threshold, 0.1);
         let FamilyConfig::Ultralytics(c) = s.config else {
             panic!("{:?}", s.config)
