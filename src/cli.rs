@@ -28,6 +28,93 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the job of a data manifest: every image once through every variant's detector, one
+    /// Parquet dataset per variant. Resumes an interrupted run. Exit 0 done, 1 some images failed
+    /// (see errors.json; 0 with --allow-errors), 2 error, 3 this worker's part is done but other
+    /// workers' is not.
+    Run(RunArgs),
+    /// Check an output: every shard against the schema, its sha256 and the row invariants, and
+    /// the row counts against the source (exit 0 valid, 1 problems found, 2 error).
+    Validate {
+        /// The output folder.
+        out: PathBuf,
+    },
+    /// Complete an output made by several `--shard i/N` workers: check every unit is committed,
+    /// then write each variant's manifest.json and errors.json.
+    Merge {
+        /// The output folder.
+        out: PathBuf,
+    },
+    /// Check the ONNX Runtime installation: library path, version, execution providers.
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detector specs (`detectors/*.toml`).
+    Detectors {
+        #[command(subcommand)]
+        command: DetectorsCommand,
+    },
+}
+
+/// `refaug run`'s flags: how this run behaves. What the job is lives in the data manifest.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The data manifest.
+    #[arg(long, default_value = "data-manifest.toml")]
+    pub manifest: PathBuf,
+    /// Output folder (default: the manifest's `[output] dir`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these splits (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub splits: Option<Vec<String>>,
+    /// Only these variants (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Option<Vec<String>>,
+    /// Only the first N images of each split (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Do worker i of N (0-based): a deterministic share of the shards. Also read from
+    /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/REFAUG_SHARD_COUNT.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// `cpu`, `cuda` or `cuda:N` (default: the manifest's).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Images per detector call (default: the manifest's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Threads in all, 0 = all cores (default: the manifest's).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Discard an existing output made with other settings.
+    #[arg(long)]
+    pub force: bool,
+    /// Exit 0 even when some images could not be processed (they are still in errors.json).
+    #[arg(long)]
+    pub allow_errors: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DetectorsCommand {
+    /// Load each spec, check the model's sha256, open a session, validate the model's inputs and
+    /// outputs, run one synthetic image and print a summary.
+    Check {
+        /// Spec files.
+        #[arg(required = true)]
+        specs: Vec<std::path::PathBuf>,
+        /// `cpu` or `cuda[:N]`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Intra-op threads of the session.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +131,18 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect { manifest, json } => inspect(&manifest, json),
+        Command::Run(args) => run_job(args),
+        Command::Validate { out } => validate(&out),
+        Command::Merge { out } => merge(&out),
+        Command::Doctor { json } => doctor(json),
+        Command::Detectors {
+            command:
+                DetectorsCommand::Check {
+                    specs,
+                    device,
+                    threads,
+                },
+        } => detectors_check(&specs, &device, threads),
     }
 }
 
@@ -64,5 +163,266 @@ fn inspect(manifest: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use crate::pipeline::plan::Worker;
+    use crate::pipeline::run::{RunOptions, run};
+
+    let mut manifest = crate::manifest::Manifest::load(&args.manifest)?;
+    if let Some(out) = &args.out {
+        manifest.output.dir = out.clone();
+    }
+    let worker = match &args.shard {
+        Some(s) => Worker::parse(s).map_err(anyhow::Error::msg)?,
+        None => Worker::from_env(|k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default(),
+    };
+    let device = match &args.device {
+        Some(d) => d.parse()?,
+        None => manifest.run.device,
+    };
+    let opts = RunOptions {
+        splits: args.splits.clone(),
+        variants: args.variants.clone(),
+        limit: args.limit,
+        worker,
+        device,
+        batch_size: args.batch_size.unwrap_or(manifest.run.batch_size).max(1),
+        threads: args.threads.unwrap_or(manifest.run.threads),
+        images_per_shard: manifest.output.images_per_shard,
+        force: args.force,
+    };
+    let reporter = crate::progress::reporter(args.quiet);
+    let summary = run(&manifest, &opts, reporter.as_ref())?;
+    let out = manifest.output.dir.display();
+    let rows: Vec<String> = summary
+        .rows
+        .iter()
+        .map(|(v, n)| format!("{v} {n}"))
+        .collect();
+    eprintln!(
+        "run: {} images in {} new shard(s) ({} already committed); rows written: {}",
+        summary.images,
+        summary.units_written,
+        summary.units_resumed,
+        if rows.is_empty() {
+            "none".to_string()
+        } else {
+            rows.join(", ")
+        }
+    );
+    let Some(done) = summary.complete else {
+        eprintln!(
+            "run: worker {}/{} is done; other workers' shards are still missing. When all are done, `refaug merge {out}` writes the manifests (a last worker's run does it by itself).",
+            worker.index, worker.count
+        );
+        return Ok(ExitCode::from(3));
+    };
+    eprintln!(
+        "run: complete: {out} ({} images, {} failed, {} refs without a row; see {out}/errors.json)",
+        done.images, done.images_failed, done.refs_without_row
+    );
+    Ok(if done.images_failed > 0 && !args.allow_errors {
+        eprintln!(
+            "hint: {} image(s) failed; fix them and run again, or pass --allow-errors",
+            done.images_failed
+        );
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn validate(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let report = crate::validate::validate_output(out)?;
+    for p in &report.problems {
+        println!("{p}");
+    }
+    println!(
+        "{}: {} shards, {} rows checked, {} problem(s)",
+        if report.passed() { "valid" } else { "INVALID" },
+        report.shards,
+        report.rows,
+        report.problems.len()
+    );
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn merge(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let s = crate::pipeline::merge::merge(out)?;
+    let rows: Vec<String> = s.rows.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    println!(
+        "merged {}: {} images ({} failed), rows {}",
+        out.display(),
+        s.images,
+        s.images_failed,
+        rows.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `refaug doctor`: load ONNX Runtime the way every run does and say what was loaded.
+fn doctor(json: bool) -> anyhow::Result<ExitCode> {
+    let rt = crate::detect::runtime::runtime()?;
+    if json {
+        let v = serde_json::json!({
+            "library": rt.library_path(),
+            "library_source": rt.library_source(),
+            "version": rt.version(),
+            "providers": rt.providers(),
+            "ort_api_version": ort::MINOR_VERSION,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "ONNX Runtime library: {} (found via {})",
+            rt.library_path().display(),
+            rt.library_source()
+        );
+        println!("ONNX Runtime version: {}", rt.version());
+        println!("execution providers: {}", rt.providers().join(", "));
+        let cuda = rt
+            .providers()
+            .iter()
+            .any(|p| p == crate::detect::runtime::CUDA_PROVIDER);
+        println!(
+            "--device cuda: {}",
+            if cuda {
+                "available (CUDA execution provider compiled in)"
+            } else {
+                "not available (CPU-only build)"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn detectors_check(
+    specs: &[std::path::PathBuf],
+    device: &str,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    use crate::detect::runtime::{Device, RuntimeOptions};
+    let opts = RuntimeOptions {
+        device: device.parse::<Device>()?,
+        intra_threads: threads.max(1),
+        ..RuntimeOptions::default()
+    };
+    let (mut ready, mut absent, mut failed) = (0, 0, 0);
+    for path in specs {
+        match check_one_spec(path, &opts) {
+            Ok(()) => ready += 1,
+            Err(e) => {
+                let is_absent = matches!(
+                    e.downcast_ref::<crate::detect::spec::SpecError>(),
+                    Some(crate::detect::spec::SpecError::ModelMissing { .. })
+                );
+                if is_absent {
+                    absent += 1;
+                    println!("  {e}");
+                } else {
+                    failed += 1;
+                    println!("  FAILED: {e:#}");
+                }
+            }
+        }
+    }
+    println!("{ready} ready, {absent} model not present, {failed} failed");
+    Ok(if absent + failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One spec of `detectors check`: prints what it checked, fails on the first problem.
+fn check_one_spec(
+    path: &std::path::Path,
+    opts: &crate::detect::runtime::RuntimeOptions,
+) -> anyhow::Result<()> {
+    use crate::detect::detector::{BatchAxis, Detector};
+    use crate::detect::spec::{DetectorSpec, ModelHash};
+
+    println!("{}", path.display());
+    let spec = DetectorSpec::from_file(path)?;
+    println!(
+        "  {} ({} family), model {}",
+        spec.name,
+        format!("{:?}", spec.family()).to_lowercase(),
+        spec.model_path.display()
+    );
+    println!(
+        "  trained on {}; has seen the evaluation images: {}",
+        spec.trained_on,
+        if spec.sees_eval_images { "yes" } else { "no" }
+    );
+    let actual = spec.verify_model_sha256()?;
+    match &spec.model_sha256 {
+        ModelHash::Pinned(_) => println!("  sha256 {actual} (matches the spec)"),
+        ModelHash::Unknown => println!(
+            "  sha256 {actual} (the spec says \"unknown\"; pin it: model_sha256 = \"{actual}\")"
+        ),
+    }
+    let mut detector = Detector::new(spec, opts)?;
+    println!(
+        "  session on {} with {} intra-op thread(s); inputs and outputs fit the family; batch axis {}",
+        opts.device,
+        opts.intra_threads,
+        match detector.batch_axis() {
+            BatchAxis::Dynamic => "dynamic",
+            BatchAxis::One => "1",
+        }
+    );
+    let img = synthetic_check_image();
+    let start = std::time::Instant::now();
+    let dets = detector.detect(&[&img])?.remove(0);
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let spec = detector.spec();
+    let best = dets.first().map_or_else(
+        || "none".to_string(),
+        |d| {
+            format!(
+                "{} {:.3} at [{:.1}, {:.1}, {:.1}, {:.1}]",
+                spec.classes.name(d.class_id).unwrap_or("?"),
+                d.score,
+                d.bbox.xmin,
+                d.bbox.ymin,
+                d.bbox.xmax,
+                d.bbox.ymax
+            )
+        },
+    );
+    println!(
+        "  synthetic {}x{} image: {} box(es) above {} in {ms:.1} ms; best: {best}",
+        img.width(),
+        img.height(),
+        dets.len(),
+        spec.score_threshold
+    );
+    Ok(())
+}
+
+/// A 640×480 test scene (gradient background, a few flat rectangles): enough structure for a
+/// detector to produce something, the same on every machine.
+fn synthetic_check_image() -> image::RgbImage {
+    image::RgbImage::from_fn(640, 480, |x, y| {
+        let rects: [(u32, u32, u32, u32, [u8; 3]); 3] = [
+            (60, 80, 260, 400, [200, 40, 40]),
+            (320, 60, 600, 220, [30, 90, 200]),
+            (360, 280, 520, 450, [240, 220, 60]),
+        ];
+        for (x0, y0, x1, y1, c) in rects {
+            if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+                return image::Rgb(c);
+            }
+        }
+        image::Rgb([(x * 255 / 640) as u8, (y * 255 / 480) as u8, 128])
     })
 }

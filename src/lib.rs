@@ -22,4 +22,5 @@ pub mod parity;
 pub mod pipeline;
 pub mod preprocess;
 pub mod progress;
+pub mod validate;
 pub mod write;

@@ -21,6 +21,7 @@
 //!
 //! [output]
 //! dir = "out/sample"
+//! images_per_shard = 1000                         # default 1000
 //!
 //! [run]                                           # optional, every key optional
 //! device = "cpu"                                  # cpu | cuda | cuda:N
@@ -31,13 +32,12 @@
 //! The SHA-256 digests are checked by [`crate::dataset::load`], which hashes the bytes it parses
 //! (reading each file once).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
 
 use crate::dataset::{DatasetKind, DatasetSource, ExpectedSha256, SplitBy, split_names};
+pub use crate::detect::runtime::Device;
 
 /// A validated `data-manifest.toml`.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +68,12 @@ pub struct Variant {
 pub struct Output {
     /// Where the variants are written (need not exist yet).
     pub dir: PathBuf,
+    /// Images per output shard (a split's shards are consecutive blocks of its images).
+    pub images_per_shard: usize,
 }
+
+/// Default images per shard: about 2,000 refs, a few MB of Parquet per shard on RefCOCOg.
+pub const DEFAULT_IMAGES_PER_SHARD: usize = 1000;
 
 /// `[run]`: defaults for a run, which command-line flags override.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,40 +91,6 @@ impl Default for RunDefaults {
             device: Device::Cpu,
             batch_size: 1,
             threads: 0,
-        }
-    }
-}
-
-/// Where the detectors run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    Cpu,
-    /// CUDA device index (`cuda` is `cuda:0`).
-    Cuda(u32),
-}
-
-impl FromStr for Device {
-    type Err = String;
-
-    /// `cpu`, `cuda` or `cuda:N`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| format!("{s:?} is not a device (cpu, cuda or cuda:N)")),
-        }
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
 }
@@ -198,6 +169,7 @@ struct WireVariant {
 #[serde(deny_unknown_fields)]
 struct WireOutput {
     dir: PathBuf,
+    images_per_shard: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,7 +242,9 @@ impl Manifest {
             None => defaults.device,
             Some(s) => s
                 .parse()
-                .map_err(|why: String| invalid(path, "run.device".into(), s, &why))?,
+                .map_err(|why: crate::detect::runtime::RuntimeError| {
+                    invalid(path, "run.device".into(), s, &why.to_string())
+                })?,
         };
         let batch_size = wire.run.batch_size.unwrap_or(defaults.batch_size);
         if batch_size == 0 {
@@ -282,12 +256,23 @@ impl Manifest {
             });
         }
 
+        let images_per_shard = output.images_per_shard.unwrap_or(DEFAULT_IMAGES_PER_SHARD);
+        if images_per_shard == 0 {
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                key: "output.images_per_shard".into(),
+                value: "0".into(),
+                why: "must be at least 1".into(),
+            });
+        }
+
         Ok(Manifest {
             path: path.to_path_buf(),
             dataset,
             variants,
             output: Output {
                 dir: base.join(&output.dir),
+                images_per_shard,
             },
             run: RunDefaults {
                 device,

@@ -4,6 +4,7 @@
 //! Family files (`yolov5`, `ultralytics`, `detr`, `torchvision`) hold only what differs between
 //! families and name the library function and version each step mirrors; [`nms`] is shared.
 
+pub mod detector;
 pub mod detr;
 pub mod nms;
 pub mod runtime;
