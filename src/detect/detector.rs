@@ -141,6 +141,43 @@ struct ModelIo {
     pixel_mask: bool,
 }
 
+/// One image made into its model input by the family's pre-processing, with what
+/// post-processing needs to map boxes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub tensor: Chw,
+    /// The YOLO families' letterbox.
+    pub geometry: Option<LetterboxGeometry>,
+    /// The original image's size.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The model input of `img` for `spec`'s family: pure, so it can run on any thread. The one home of
+/// "which kernel, which numbers" per family:
+/// * YOLO families: letterbox to the spec's input size (OpenCV INTER_LINEAR, grey pad), `x / 255`;
+/// * DETR: the chosen Hugging Face processor's resize and normalisation;
+/// * torchvision: `to_tensor` (`x / 255`) of the original image; the graph does the rest.
+pub fn prepare(spec: &DetectorSpec, img: &RgbImage) -> Prepared {
+    let (width, height) = (img.width(), img.height());
+    let (tensor, geometry) = match &spec.config {
+        FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) => {
+            let (t, g) = letterbox_tensor(img, cfg.input_w, cfg.input_h, cfg.pad);
+            (t, Some(g))
+        }
+        FamilyConfig::Detr { preprocess, .. } => {
+            (crate::preprocess::detr::preprocess(img, preprocess), None)
+        }
+        FamilyConfig::Torchvision { .. } => (Chw::from_rgb_unit(img), None),
+    };
+    Prepared {
+        tensor,
+        geometry,
+        width,
+        height,
+    }
+}
+
 /// A detector ready to run: spec, session, validated model IO.
 pub struct Detector {
     spec: DetectorSpec,
@@ -283,26 +320,33 @@ impl Detector {
                 });
             }
         }
-        let mut out = vec![Vec::new(); images.len()];
+        let prepared: Vec<Prepared> = images.iter().map(|img| prepare(&self.spec, img)).collect();
+        let refs: Vec<&Prepared> = prepared.iter().collect();
+        self.detect_prepared(&refs)
+    }
+
+    /// [`detect`](Self::detect) on inputs already made by [`prepare`] (the pipeline prepares them
+    /// on its decode threads, so that a detector thread only runs the model and post-processing).
+    pub fn detect_prepared(
+        &mut self,
+        inputs: &[&Prepared],
+    ) -> Result<Vec<Vec<Detection>>, DetectError> {
+        let mut out = vec![Vec::new(); inputs.len()];
         let limit = self.batch_limit();
         match self.spec.config {
             FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) => {
-                let all: Vec<usize> = (0..images.len()).collect();
+                // Every letterboxed input has the spec's size: any chunk can share a call.
+                let all: Vec<usize> = (0..inputs.len()).collect();
                 for chunk in all.chunks(limit) {
-                    self.run_yolo(&cfg, images, chunk, &mut out)?;
+                    self.run_yolo(&cfg, inputs, chunk, &mut out)?;
                 }
             }
-            FamilyConfig::Detr { preprocess, .. } => {
+            FamilyConfig::Detr { .. } => {
                 // Bucket by processed size, in order of first appearance; never pad.
                 let mut buckets: Vec<Vec<usize>> = Vec::new();
-                let mut by_size: HashMap<(u32, u32), usize> = HashMap::new();
-                for (i, img) in images.iter().enumerate() {
-                    let size = crate::preprocess::detr::output_size(
-                        img.width(),
-                        img.height(),
-                        preprocess.shortest_edge,
-                        preprocess.longest_edge,
-                    );
+                let mut by_size: HashMap<(usize, usize), usize> = HashMap::new();
+                for (i, p) in inputs.iter().enumerate() {
+                    let size = (p.tensor.height, p.tensor.width);
                     let b = *by_size.entry(size).or_insert_with(|| {
                         buckets.push(Vec::new());
                         buckets.len() - 1
@@ -311,17 +355,13 @@ impl Detector {
                 }
                 for bucket in &buckets {
                     for chunk in bucket.chunks(limit) {
-                        let tensors: Vec<Chw> = chunk
-                            .iter()
-                            .map(|&i| crate::preprocess::detr::preprocess(images[i], &preprocess))
-                            .collect();
-                        self.run_detr(images, chunk, &tensors, &mut out)?;
+                        self.run_detr(inputs, chunk, &mut out)?;
                     }
                 }
             }
             FamilyConfig::Torchvision { .. } => {
-                for i in 0..images.len() {
-                    self.run_torchvision(images, i, &mut out)?;
+                for i in 0..inputs.len() {
+                    self.run_torchvision(inputs, i, &mut out)?;
                 }
             }
         }
@@ -332,7 +372,7 @@ impl Detector {
             FamilyConfig::Yolov5(_) | FamilyConfig::Ultralytics(_) => None,
         };
         for (i, dets) in out.iter_mut().enumerate() {
-            self.finish(i, images[i], dets, max_det)?;
+            self.finish(i, inputs[i], dets, max_det)?;
         }
         Ok(out)
     }
@@ -341,11 +381,11 @@ impl Detector {
     fn finish(
         &self,
         image: usize,
-        img: &RgbImage,
+        input: &Prepared,
         dets: &mut Vec<Detection>,
         max_det: Option<usize>,
     ) -> Result<(), DetectError> {
-        let (w, h) = (img.width() as f32, img.height() as f32);
+        let (w, h) = (input.width as f32, input.height as f32);
         for d in dets.iter_mut() {
             d.bbox.xmin = d.bbox.xmin.clamp(0.0, w);
             d.bbox.xmax = d.bbox.xmax.clamp(0.0, w);
@@ -369,7 +409,7 @@ impl Detector {
     }
 
     /// Stack `tensors` (all of one shape) into `[n, 3, h, w]`; one tensor is used as is.
-    fn stacked<'a>(stack: &'a mut Vec<f32>, tensors: &'a [Chw]) -> (Vec<usize>, &'a [f32]) {
+    fn stacked<'a>(stack: &'a mut Vec<f32>, tensors: &[&'a Chw]) -> (Vec<usize>, &'a [f32]) {
         let (h, w) = (tensors[0].height, tensors[0].width);
         let shape = vec![tensors.len(), 3, h, w];
         if tensors.len() == 1 {
@@ -386,14 +426,24 @@ impl Detector {
     fn run_yolo(
         &mut self,
         cfg: &YoloConfig,
-        images: &[&RgbImage],
+        inputs: &[&Prepared],
         chunk: &[usize],
         out: &mut [Vec<Detection>],
     ) -> Result<(), DetectError> {
-        let (tensors, geoms): (Vec<Chw>, Vec<LetterboxGeometry>) = chunk
+        let tensors: Vec<&Chw> = chunk.iter().map(|&i| &inputs[i].tensor).collect();
+        let geoms: Vec<LetterboxGeometry> = chunk
             .iter()
-            .map(|&i| letterbox_tensor(images[i], cfg.input_w, cfg.input_h, cfg.pad))
-            .unzip();
+            .map(|&i| {
+                inputs[i].geometry.unwrap_or_else(|| {
+                    LetterboxGeometry::new(
+                        inputs[i].width,
+                        inputs[i].height,
+                        cfg.input_w,
+                        cfg.input_h,
+                    )
+                })
+            })
+            .collect();
         let family = self.spec.family();
         let classes = self.spec.classes.len();
         let n = chunk.len();
@@ -447,17 +497,17 @@ impl Detector {
 
     fn run_detr(
         &mut self,
-        images: &[&RgbImage],
+        inputs: &[&Prepared],
         chunk: &[usize],
-        tensors: &[Chw],
         out: &mut [Vec<Detection>],
     ) -> Result<(), DetectError> {
+        let tensors: Vec<&Chw> = chunk.iter().map(|&i| &inputs[i].tensor).collect();
         let slots = self.spec.classes.len() + 1;
         let threshold = self.spec.score_threshold;
         let n = chunk.len();
         let id = self.id.clone();
         let label = image_label(chunk);
-        let (shape, data) = Self::stacked(&mut self.stack, tensors);
+        let (shape, data) = Self::stacked(&mut self.stack, &tensors);
         let outputs = run_model(&mut self.session, &self.io, shape, data, &id, &label)?;
         let (lshape, logits) = extract_f32(&outputs, "logits", &id, &label)?;
         check_shape(
@@ -487,8 +537,8 @@ impl Detector {
                 queries,
                 slots,
                 threshold,
-                images[i].width(),
-                images[i].height(),
+                inputs[i].width,
+                inputs[i].height,
             );
         }
         Ok(())
@@ -496,11 +546,11 @@ impl Detector {
 
     fn run_torchvision(
         &mut self,
-        images: &[&RgbImage],
+        inputs: &[&Prepared],
         i: usize,
         out: &mut [Vec<Detection>],
     ) -> Result<(), DetectError> {
-        let chw = Chw::from_rgb_unit(images[i]);
+        let chw = &inputs[i].tensor;
         let id = self.id.clone();
         let label = i.to_string();
         let shape = vec![3, chw.height, chw.width];

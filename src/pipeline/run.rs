@@ -6,8 +6,9 @@
 //! (rayon)    └─▶ [bounded] ─▶ detector thread (variant C)                    ┘   (writes shards,
 //!                                                                                commits units)
 //! ```
-//! The decoder walks the pending units in order and decodes a few images at a time on a rayon pool,
-//! then hands each decoded image (shared, not copied) to every variant's queue. A full queue blocks the
+//! The decoder walks the pending units in order; on a rayon pool it decodes a few images at a time
+//! (once for all variants) and makes each variant's model input from them (the family's
+//! pre-processing), then hands every variant its input. A full queue blocks the
 //! decoder, so the slowest detector sets the pace and memory stays bounded whatever the dataset size.
 //! Each detector thread batches images within a unit and sends one result per image; the collector
 //! buffers results until every variant has finished a unit, then writes the unit's shard in every
@@ -17,14 +18,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::dataset::{Dataset, DatasetError};
-use crate::detect::detector::{DetectError, Detector};
+use crate::detect::detector::{DetectError, Detector, Prepared, prepare};
 use crate::detect::runtime::{Device, RuntimeOptions, split_threads};
 use crate::detect::spec::{DetectorSpec, SpecError};
 use crate::detect::{Detection, runtime};
@@ -105,12 +105,12 @@ struct VariantJob {
     model_sha256: String,
 }
 
-/// A decoded image (or why it could not be), on its way to the detectors.
+/// A decoded and prepared image (or why it could not be), on its way to one detector.
 enum ToDetector {
     Image {
         unit: usize,
         pos: usize,
-        image: Result<Arc<RgbImage>, String>,
+        input: Result<Prepared, String>,
     },
     EndOfUnit {
         unit: usize,
@@ -327,20 +327,31 @@ fn execute(
         let images_dir = ctx.dataset.images_dir.clone();
         let dataset = ctx.dataset;
         let reporter = ctx.reporter;
+        let specs: Vec<&DetectorSpec> = ctx.jobs.iter().map(|j| &j.spec).collect();
         std::thread::Builder::new()
             .name("refaug-decode".into())
             .spawn_scoped(scope, move || {
-                decode_loop(dataset, &images_dir, pending, &pool, queues, reporter)
+                decode_loop(
+                    dataset,
+                    &images_dir,
+                    &specs,
+                    pending,
+                    &pool,
+                    queues,
+                    reporter,
+                )
             })
             .expect("spawn decoder thread");
         collect(ctx, pending, from_detectors, summary)
     })
 }
 
-/// Decodes the pending units' images in order and hands each to every detector queue.
+/// Decodes the pending units' images in order, prepares each variant's model input on the rayon
+/// pool (decoding once for all variants), and hands the inputs to the detector queues.
 fn decode_loop(
     dataset: &Dataset,
     images_dir: &Path,
+    specs: &[&DetectorSpec],
     pending: &[&Unit],
     pool: &rayon::ThreadPool,
     queues: Vec<Sender<ToDetector>>,
@@ -350,20 +361,27 @@ fn decode_loop(
     let step = pool.current_num_threads().max(1) * 2;
     for (u, unit) in pending.iter().enumerate() {
         for (c, chunk) in unit.images.chunks(step).enumerate() {
-            let decoded: Vec<Result<Arc<RgbImage>, String>> = pool.install(|| {
+            let prepared: Vec<Result<Vec<Prepared>, String>> = pool.install(|| {
                 chunk
                     .par_iter()
-                    .map(|&i| decode_checked(dataset, images_dir, i))
+                    .map(|&i| {
+                        let img = decode_checked(dataset, images_dir, i)?;
+                        Ok(specs.par_iter().map(|spec| prepare(spec, &img)).collect())
+                    })
                     .collect()
             });
-            reporter.decoded(decoded.len() as u64);
-            for (k, image) in decoded.into_iter().enumerate() {
+            reporter.decoded(prepared.len() as u64);
+            for (k, inputs) in prepared.into_iter().enumerate() {
                 let pos = c * step + k;
-                for q in &queues {
+                let per_variant: Vec<Result<Prepared, String>> = match inputs {
+                    Ok(v) => v.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e); queues.len()],
+                };
+                for (q, input) in queues.iter().zip(per_variant) {
                     if q.send(ToDetector::Image {
                         unit: u,
                         pos,
-                        image: image.clone(),
+                        input,
                     })
                     .is_err()
                     {
@@ -381,7 +399,7 @@ fn decode_loop(
 }
 
 /// Decodes image `i` and checks its size against instances.json.
-fn decode_checked(dataset: &Dataset, images_dir: &Path, i: usize) -> Result<Arc<RgbImage>, String> {
+fn decode_checked(dataset: &Dataset, images_dir: &Path, i: usize) -> Result<RgbImage, String> {
     let record = &dataset.images[i];
     let path = images_dir.join(&record.file_name);
     let img = crate::decode::decode_file(&path).map_err(|e| e.to_string())?;
@@ -396,7 +414,7 @@ fn decode_checked(dataset: &Dataset, images_dir: &Path, i: usize) -> Result<Arc<
             record.image_id
         ));
     }
-    Ok(Arc::new(img))
+    Ok(img)
 }
 
 /// One variant's detector: batches images within a unit, answers one result per image.
@@ -407,21 +425,21 @@ fn detect_loop(
     out: Sender<FromDetector>,
 ) {
     let limit = detector.batch_limit();
-    let mut batch: Vec<(usize, usize, Arc<RgbImage>)> = Vec::with_capacity(limit);
+    let mut batch: Vec<(usize, usize, Prepared)> = Vec::with_capacity(limit);
     for msg in rx {
         let ok = match msg {
             ToDetector::Image {
                 unit,
                 pos,
-                image: Ok(img),
+                input: Ok(input),
             } => {
-                batch.push((unit, pos, img));
+                batch.push((unit, pos, input));
                 batch.len() < limit || flush(variant, detector, &mut batch, &out)
             }
             ToDetector::Image {
                 unit,
                 pos,
-                image: Err(reason),
+                input: Err(reason),
             } => out
                 .send(FromDetector::Image {
                     variant,
@@ -446,20 +464,20 @@ fn detect_loop(
 fn flush(
     variant: usize,
     detector: &mut Detector,
-    batch: &mut Vec<(usize, usize, Arc<RgbImage>)>,
+    batch: &mut Vec<(usize, usize, Prepared)>,
     out: &Sender<FromDetector>,
 ) -> bool {
     if batch.is_empty() {
         return true;
     }
-    let images: Vec<&RgbImage> = batch.iter().map(|(_, _, img)| img.as_ref()).collect();
-    let results: Vec<Result<Vec<Detection>, Failure>> = match detector.detect(&images) {
+    let inputs: Vec<&Prepared> = batch.iter().map(|(_, _, p)| p).collect();
+    let results: Vec<Result<Vec<Detection>, Failure>> = match detector.detect_prepared(&inputs) {
         Ok(all) => all.into_iter().map(Ok).collect(),
-        Err(_) if images.len() > 1 => images
+        Err(_) if inputs.len() > 1 => inputs
             .iter()
-            .map(|img| {
+            .map(|input| {
                 detector
-                    .detect(&[img])
+                    .detect_prepared(&[input])
                     .map(|mut v| v.pop().unwrap_or_default())
                     .map_err(|e| Failure::Detector(error_chain(&e)))
             })
