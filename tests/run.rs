@@ -198,13 +198,28 @@ fn deterministic_across_runs_batch_sizes_and_worker_splits() {
     let mc = manifest(&tmp.path().join("mc").tap_mkdir(), &sample_images(), &c, 4);
     run_ok(&ma, &["--batch-size", "1", "--threads", "1"]);
     run_ok(&mb, &["--batch-size", "8"]);
-    // Two workers, then the merge step.
-    let first = run_ok(&mc, &["--shard", "0/2"]);
-    assert!(
-        String::from_utf8_lossy(&first.stderr).contains("merge"),
+    // Two workers: the first ends with "not complete" (exit 3), the last one completes the output.
+    let first = refaug(&[
+        "run",
+        "--manifest",
+        mc.to_str().unwrap(),
+        "--quiet",
+        "--shard",
+        "0/2",
+    ]);
+    assert_eq!(
+        first.status.code(),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("refaug merge"));
+    let merge_early = refaug(&["merge", c.to_str().unwrap()]);
+    assert!(
+        !merge_early.status.success(),
+        "merge must refuse an incomplete output"
+    );
+    assert!(String::from_utf8_lossy(&merge_early.stderr).contains("not committed yet"));
     run_ok(&mc, &["--shard", "1/2"]);
     let ta = tree(&a);
     assert!(ta.len() >= 3 * 3, "{:?}", ta.keys());
