@@ -34,9 +34,12 @@
 //! # Speed
 //!
 //! Exact shortcuts only: boxes of different classes cannot overlap once offset by `max_wh` when the
-//! offset boxes of each class lie in x-ranges that do not overlap (checked, not assumed); then each
-//! class is suppressed on its own. Each kept box filters the still-alive boxes once, and the walk
-//! stops after `max_det` kept boxes (later kept boxes never affect earlier ones).
+//! offset boxes of each class lie in x-ranges that do not overlap (checked, not assumed; otherwise
+//! one walk over all boxes); then each class is walked on its own. Each kept box computes its IoUs
+//! with the still-alive boxes in one vectorisable pass and the suppressed ones are dropped; the walk
+//! stops after `max_det` kept boxes (later kept boxes never affect earlier ones). Measured (release,
+//! one core, busy 2-core machine): ~2,900 candidates → 1,000 kept in about 1 ms; 30,000 candidates
+//! of one class in a few tens of ms.
 
 use std::cmp::Ordering;
 
@@ -196,41 +199,90 @@ fn cpp_min(a: f32, b: f32) -> f32 {
     if b < a { b } else { a }
 }
 
-/// Whether the kernel suppresses box `j` given kept box `i` (positions in `s`).
+/// Whether the kernel suppresses box `(x1, y1, x2, y2, area)` given the kept box `k`:
+/// `nms_kernel_impl`'s arithmetic, in its order, in float32.
 #[inline(always)]
-fn suppresses(s: &SortedBoxes, i: usize, j: usize, thr: f32) -> bool {
-    let xx1 = cpp_max(s.x1[i], s.x1[j]);
-    let yy1 = cpp_max(s.y1[i], s.y1[j]);
-    let xx2 = cpp_min(s.x2[i], s.x2[j]);
-    let yy2 = cpp_min(s.y2[i], s.y2[j]);
+fn suppresses(k: [f32; 5], x1: f32, y1: f32, x2: f32, y2: f32, area: f32, thr: f32) -> bool {
+    let xx1 = cpp_max(k[0], x1);
+    let yy1 = cpp_max(k[1], y1);
+    let xx2 = cpp_min(k[2], x2);
+    let yy2 = cpp_min(k[3], y2);
     let w = cpp_max(0.0, xx2 - xx1);
     let h = cpp_max(0.0, yy2 - yy1);
     let inter = w * h;
-    let ovr = inter / (s.area[i] + s.area[j] - inter);
+    let ovr = inter / (k[4] + area - inter);
     ovr > thr
+}
+
+/// The still-alive boxes of one walk, in processing order, as separate arrays so that the IoU
+/// pass vectorises.
+struct Alive {
+    x1: Vec<f32>,
+    y1: Vec<f32>,
+    x2: Vec<f32>,
+    y2: Vec<f32>,
+    area: Vec<f32>,
+    pos: Vec<u32>,
 }
 
 /// The kernel's walk over `positions` (ascending = processing order): the kept positions, at most
 /// `limit` of them (stopping early is exact: a kept box depends only on the boxes before it).
+///
+/// Dropping the suppressed boxes from the alive arrays is the kernel's `suppressed[]` marking:
+/// which boxes a kept box suppresses does not depend on the order they are visited in.
 fn greedy(s: &SortedBoxes, positions: &[u32], thr: f32, limit: usize) -> Vec<u32> {
-    let mut alive: Vec<u32> = positions.to_vec();
+    let pick = |v: &[f32]| {
+        positions
+            .iter()
+            .map(|&p| v[p as usize])
+            .collect::<Vec<f32>>()
+    };
+    let mut a = Alive {
+        x1: pick(&s.x1),
+        y1: pick(&s.y1),
+        x2: pick(&s.x2),
+        y2: pick(&s.y2),
+        area: pick(&s.area),
+        pos: positions.to_vec(),
+    };
+    let mut gone = vec![0u8; positions.len()];
     let mut kept = Vec::new();
     let mut head = 0;
-    while head < alive.len() && kept.len() < limit {
-        let i = alive[head];
-        kept.push(i);
+    while head < a.pos.len() && kept.len() < limit {
+        let k = [a.x1[head], a.y1[head], a.x2[head], a.y2[head], a.area[head]];
+        kept.push(a.pos[head]);
         head += 1;
-        // Filtering the survivors in place is the kernel's `suppressed[]` marking: which boxes a
-        // kept box suppresses does not depend on the order they are visited in.
-        let mut w = head;
-        for r in head..alive.len() {
-            let j = alive[r];
-            if !suppresses(s, i as usize, j as usize, thr) {
-                alive[w] = j;
-                w += 1;
-            }
+        let n = a.pos.len();
+        let mut count = 0u32;
+        for (((((g, &x1), &y1), &x2), &y2), &area) in gone[head..n]
+            .iter_mut()
+            .zip(&a.x1[head..n])
+            .zip(&a.y1[head..n])
+            .zip(&a.x2[head..n])
+            .zip(&a.y2[head..n])
+            .zip(&a.area[head..n])
+        {
+            *g = suppresses(k, x1, y1, x2, y2, area, thr) as u8;
+            count += *g as u32;
         }
-        alive.truncate(w);
+        // Most kept boxes suppress nothing: then there is nothing to drop.
+        if count == 0 {
+            continue;
+        }
+        let mut w = head;
+        for (r, &g) in gone.iter().enumerate().take(n).skip(head) {
+            a.x1[w] = a.x1[r];
+            a.y1[w] = a.y1[r];
+            a.x2[w] = a.x2[r];
+            a.y2[w] = a.y2[r];
+            a.area[w] = a.area[r];
+            a.pos[w] = a.pos[r];
+            w += (g == 0) as usize;
+        }
+        for v in [&mut a.x1, &mut a.y1, &mut a.x2, &mut a.y2, &mut a.area] {
+            v.truncate(w);
+        }
+        a.pos.truncate(w);
     }
     kept
 }

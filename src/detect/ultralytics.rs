@@ -64,28 +64,30 @@ pub fn candidates(
     if classes == 0 {
         return Vec::new();
     }
-    // Class-major layout: a running maximum over the class rows reads memory in order.
+    // Class-major layout: a running maximum over the class rows reads memory in order and
+    // vectorises; the class index is looked up afterwards, for the candidates only.
     let row = |r: usize| &pred[r * anchors..(r + 1) * anchors];
     let mut best: Vec<f32> = row(4).to_vec();
-    let mut best_j = vec![0u32; anchors];
-    let mut nan: Vec<bool> = best.iter().map(|v| v.is_nan()).collect();
+    let mut nan: Vec<u8> = best.iter().map(|v| v.is_nan() as u8).collect();
     for j in 1..classes {
-        for (a, &v) in row(4 + j).iter().enumerate() {
-            // torch's `max(dim)` replaces on `!(v <= max)`, i.e. strictly greater for numbers.
-            if v > best[a] {
-                best[a] = v;
-                best_j[a] = j as u32;
-            }
-            nan[a] |= v.is_nan();
+        for ((b, n), &v) in best.iter_mut().zip(nan.iter_mut()).zip(row(4 + j)) {
+            *b = b.max(v);
+            *n |= v.is_nan() as u8;
         }
     }
+    // torch's `max(dim)` replaces on `!(v <= max)`: without NaN, the index is the first class
+    // whose score equals the maximum.
+    let first_max = |a: usize| (0..classes).position(|j| pred[(4 + j) * anchors + a] == best[a]);
     let (cx, cy, w, h) = (row(0), row(1), row(2), row(3));
     (0..anchors)
-        .filter(|&a| !nan[a] && best[a] > conf_threshold)
-        .map(|a| Candidate {
-            xyxy: xywh_to_xyxy(cx[a], cy[a], w[a], h[a]),
-            score: best[a],
-            class: best_j[a],
+        .filter(|&a| nan[a] == 0 && best[a] > conf_threshold)
+        .map(|a| {
+            let j = first_max(a).expect("the maximum is one of the scores");
+            Candidate {
+                xyxy: xywh_to_xyxy(cx[a], cy[a], w[a], h[a]),
+                score: pred[(4 + j) * anchors + a],
+                class: j as u32,
+            }
         })
         .collect()
 }

@@ -67,22 +67,10 @@ pub fn candidates(pred: &[f32], classes: usize, conf_threshold: f32) -> Vec<Cand
         if !candidate {
             continue;
         }
-        // torch's max over a row propagates NaN (and then `NaN > conf` is false).
-        let mut best = f32::NEG_INFINITY;
-        let mut best_j = 0usize;
-        let mut nan = false;
-        for (j, &p) in row[5..].iter().enumerate() {
-            let conf = p * obj;
-            if conf.is_nan() {
-                nan = true;
-                break;
-            }
-            if conf > best || j == 0 {
-                best = conf;
-                best_j = j;
-            }
-        }
-        let keep = !nan && classes > 0 && best > conf_threshold;
+        let Some((best, best_j)) = best_class(&row[5..], obj, conf_threshold) else {
+            continue;
+        };
+        let keep = best > conf_threshold;
         if !keep {
             continue;
         }
@@ -93,6 +81,69 @@ pub fn candidates(pred: &[f32], classes: usize, conf_threshold: f32) -> Vec<Cand
         });
     }
     out
+}
+
+/// The largest value (ignoring NaN) and whether there is a NaN, with eight independent lanes so
+/// that the loop vectorises (a single running maximum is a serial dependency chain).
+fn max_and_nan(xs: &[f32]) -> (f32, bool) {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut nan = [false; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            lanes[k] = if c[k] > lanes[k] { c[k] } else { lanes[k] };
+            nan[k] |= c[k].is_nan();
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    let mut any_nan = false;
+    for (&l, &n) in lanes
+        .iter()
+        .zip(&nan)
+        .chain(tail.iter().map(|v| (v, &false)))
+    {
+        m = if l > m { l } else { m };
+        any_nan |= n || l.is_nan();
+    }
+    (m, any_nan)
+}
+
+/// `conf, j = (cls * obj).max(0)` for one row: the largest float32 product and the index of its
+/// first occurrence; `None` when a product is NaN (torch's max then returns NaN, which never passes
+/// the threshold) or there are no classes. The index is only looked up for products above
+/// `conf_threshold` (it is 0 otherwise; such rows are dropped).
+fn best_class(cls: &[f32], obj: f32, conf_threshold: f32) -> Option<(f32, usize)> {
+    if obj > 0.0 {
+        // Rounding is monotonic, so for obj > 0 the largest product is (largest score) × obj:
+        // one vectorisable pass, then the first index whose product equals it.
+        let (m, nan) = max_and_nan(cls);
+        if nan || cls.is_empty() {
+            return None;
+        }
+        let best = m * obj;
+        let kept = best > conf_threshold;
+        if !kept {
+            // Only the kept rows need the class index.
+            return Some((best, 0));
+        }
+        let j = cls.iter().position(|&p| p * obj == best)?;
+        Some((cls[j] * obj, j))
+    } else {
+        // Not reached with a threshold ≥ 0 (obj > conf_thres); kept exact anyway.
+        let mut best: Option<(f32, usize)> = None;
+        for (j, &p) in cls.iter().enumerate() {
+            let c = p * obj;
+            if c.is_nan() {
+                return None;
+            }
+            match best {
+                Some((b, _)) if c <= b => {}
+                _ => best = Some((c, j)),
+            }
+        }
+        best
+    }
 }
 
 /// yolov5 v7.0 `scale_boxes(img1_shape, boxes, img0_shape)` + `clip_boxes`: one gain for both axes
