@@ -214,6 +214,11 @@ fn run_options(threads: usize) -> RunOptions {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to do then.
+    if !args.iter().any(|a| a == "--bench" || a == "--rss-child") {
+        println!("pipeline benchmark: run it with `cargo bench --bench pipeline`");
+        return;
+    }
     let threads: usize = arg(&args, "--threads").map_or(0, |t| t.parse().unwrap());
     let fixtures: Vec<PathBuf> = ["fixture-ultralytics", "fixture-detr", "fixture-torchvision"]
         .iter()

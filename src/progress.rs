@@ -45,7 +45,13 @@ impl Reporter for Silent {
 /// One bar per variant and one line for decoding.
 #[derive(Default)]
 pub struct Bars {
-    state: Mutex<Option<(MultiProgress, ProgressBar, Vec<(String, ProgressBar)>)>>,
+    state: Mutex<Option<BarsState>>,
+}
+
+struct BarsState {
+    multi: MultiProgress,
+    decode: ProgressBar,
+    variants: Vec<(String, ProgressBar)>,
 }
 
 impl Reporter for Bars {
@@ -74,36 +80,40 @@ impl Reporter for Bars {
         if resumed > 0 {
             let _ = multi.println(format!("resuming: {resumed} images already committed"));
         }
-        *self.state.lock().expect("progress lock") = Some((multi, decode, bars));
+        *self.state.lock().expect("progress lock") = Some(BarsState {
+            multi,
+            decode,
+            variants: bars,
+        });
     }
 
     fn decoded(&self, n: u64) {
-        if let Some((_, d, _)) = &*self.state.lock().expect("progress lock") {
-            d.inc(n);
+        if let Some(s) = &*self.state.lock().expect("progress lock") {
+            s.decode.inc(n);
         }
     }
 
     fn detected(&self, variant: &str, n: u64) {
-        if let Some((_, _, bars)) = &*self.state.lock().expect("progress lock") {
-            if let Some((_, b)) = bars.iter().find(|(v, _)| v == variant) {
-                b.inc(n);
-            }
+        if let Some(s) = &*self.state.lock().expect("progress lock")
+            && let Some((_, b)) = s.variants.iter().find(|(v, _)| v == variant)
+        {
+            b.inc(n);
         }
     }
 
     fn note(&self, message: &str) {
         match &*self.state.lock().expect("progress lock") {
-            Some((m, _, _)) => {
-                let _ = m.println(message);
+            Some(s) => {
+                let _ = s.multi.println(message);
             }
             None => eprintln!("{message}"),
         }
     }
 
     fn finish(&self) {
-        if let Some((_, d, bars)) = self.state.lock().expect("progress lock").take() {
-            d.finish();
-            for (_, b) in bars {
+        if let Some(s) = self.state.lock().expect("progress lock").take() {
+            s.decode.finish();
+            for (_, b) in s.variants {
                 b.finish();
             }
         }

@@ -561,6 +561,61 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
     })
 }
 
+impl DetectorSpec {
+    /// The label of class id `id`: its name, or `class_<id>` for an id outside the names (a model
+    /// with more outputs than names is refused at load, so only negative ids can get there).
+    pub fn label(&self, id: i32) -> String {
+        self.classes
+            .name(id)
+            .map_or_else(|| format!("class_{id}"), str::to_string)
+    }
+
+    /// Everything about the detector that decides its boxes, as JSON: recorded in every shard's
+    /// metadata, in each variant's manifest.json and in the output's settings (a change under an
+    /// existing output is refused). `model_sha256` is the hash of the file actually loaded.
+    pub fn describe(&self, model_sha256: &str) -> serde_json::Value {
+        let family = serde_json::to_value(self.family()).expect("family serialises");
+        let model_file = self
+            .model_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned());
+        let processing = match &self.config {
+            FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) => serde_json::json!({
+                "input_size": [c.input_w, c.input_h],
+                "letterbox_pad": c.pad,
+                "nms_iou": c.nms.iou_threshold,
+                "max_det": c.nms.max_det,
+                "max_nms": c.nms.max_nms,
+                "max_wh": c.nms.max_wh,
+                "round_boxes": c.round_boxes,
+            }),
+            FamilyConfig::Detr {
+                preprocess,
+                max_det,
+            } => serde_json::json!({
+                "processor": preprocess.processor,
+                "shortest_edge": preprocess.shortest_edge,
+                "longest_edge": preprocess.longest_edge,
+                "mean": preprocess.mean,
+                "std": preprocess.std,
+                "max_det": max_det,
+            }),
+            FamilyConfig::Torchvision { max_det } => serde_json::json!({ "max_det": max_det }),
+        };
+        serde_json::json!({
+            "name": self.name,
+            "family": family,
+            "model_file": model_file,
+            "model_sha256": model_sha256,
+            "score_threshold": self.score_threshold,
+            "classes": self.classes.label(),
+            "trained_on": self.trained_on,
+            "sees_eval_images": self.sees_eval_images,
+            "processing": processing,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,60 +755,5 @@ classes = "coco80"
         assert_eq!(s.classes.name(1), Some("dog"));
         assert_eq!(s.classes.name(2), None);
         assert_eq!(s.model_sha256, ModelHash::Pinned("ab".repeat(32)));
-    }
-}
-
-impl DetectorSpec {
-    /// The label of class id `id`: its name, or `class_<id>` for an id outside the names (a model
-    /// with more outputs than names is refused at load, so only negative ids can get there).
-    pub fn label(&self, id: i32) -> String {
-        self.classes
-            .name(id)
-            .map_or_else(|| format!("class_{id}"), str::to_string)
-    }
-
-    /// Everything about the detector that decides its boxes, as JSON: recorded in every shard's
-    /// metadata, in each variant's manifest.json and in the output's settings (a change under an
-    /// existing output is refused). `model_sha256` is the hash of the file actually loaded.
-    pub fn describe(&self, model_sha256: &str) -> serde_json::Value {
-        let family = serde_json::to_value(self.family()).expect("family serialises");
-        let model_file = self
-            .model_path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned());
-        let processing = match &self.config {
-            FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) => serde_json::json!({
-                "input_size": [c.input_w, c.input_h],
-                "letterbox_pad": c.pad,
-                "nms_iou": c.nms.iou_threshold,
-                "max_det": c.nms.max_det,
-                "max_nms": c.nms.max_nms,
-                "max_wh": c.nms.max_wh,
-                "round_boxes": c.round_boxes,
-            }),
-            FamilyConfig::Detr {
-                preprocess,
-                max_det,
-            } => serde_json::json!({
-                "processor": preprocess.processor,
-                "shortest_edge": preprocess.shortest_edge,
-                "longest_edge": preprocess.longest_edge,
-                "mean": preprocess.mean,
-                "std": preprocess.std,
-                "max_det": max_det,
-            }),
-            FamilyConfig::Torchvision { max_det } => serde_json::json!({ "max_det": max_det }),
-        };
-        serde_json::json!({
-            "name": self.name,
-            "family": family,
-            "model_file": model_file,
-            "model_sha256": model_sha256,
-            "score_threshold": self.score_threshold,
-            "classes": self.classes.label(),
-            "trained_on": self.trained_on,
-            "sees_eval_images": self.sees_eval_images,
-            "processing": processing,
-        })
     }
 }

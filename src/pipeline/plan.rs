@@ -116,10 +116,10 @@ pub fn plan(dataset: &Dataset, selection: &Selection) -> Vec<Unit> {
         // image index → refs of this split, ordered by image (instances order) then pickle order.
         let mut by_image: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (r, rec) in dataset.refs.iter().enumerate() {
-            if &rec.split == split {
-                if let Some(&i) = image_index.get(&rec.image_id) {
-                    by_image.entry(i).or_default().push(r);
-                }
+            if &rec.split == split
+                && let Some(&i) = image_index.get(&rec.image_id)
+            {
+                by_image.entry(i).or_default().push(r);
             }
         }
         let mut entries: Vec<(usize, Vec<usize>)> = by_image.into_iter().collect();
@@ -251,7 +251,8 @@ mod plan_tests {
             images_per_shard: 2,
         };
         let units = plan(&d, &sel);
-        let got: Vec<(String, usize, usize, Vec<usize>, Vec<Vec<usize>>)> = units
+        type View = (String, usize, usize, Vec<usize>, Vec<Vec<usize>>);
+        let got: Vec<View> = units
             .iter()
             .map(|u| {
                 (

@@ -130,6 +130,9 @@ enum FromDetector {
     },
 }
 
+/// A detector's boxes for one image, or why there are none.
+type Answer = Result<Vec<Detection>, Failure>;
+
 #[derive(Debug, Clone)]
 enum Failure {
     /// The image could not be read or decoded (same for every variant).
@@ -514,7 +517,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A unit whose results are still coming in.
 struct Pending {
     /// results[variant][pos]
-    results: Vec<Vec<Option<Result<Vec<Detection>, Failure>>>>,
+    results: Vec<Vec<Option<Answer>>>,
     ended: usize,
 }
 
