@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the bundled sample: set-up (idempotent), build, then refaug on data-manifest.toml.
+# The main job on the bundled sample: set-up (idempotent), build, then `refaug run` on
+# data-manifest.toml (three variants: YOLO, DETR, Faster R-CNN, here their tiny test stand-ins),
+# then `refaug validate` on what it wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet
 ./target/release/refaug inspect --manifest data-manifest.toml
+./target/release/refaug run --manifest data-manifest.toml "$@"
+./target/release/refaug validate out/sample
