@@ -24,3 +24,16 @@ pub mod preprocess;
 pub mod progress;
 pub mod validate;
 pub mod write;
+
+/// An error with all its sources, `outer: inner: innermost`, for messages that go into a report
+/// (errors.json) rather than through the CLI's own chain printing.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

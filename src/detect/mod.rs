@@ -34,3 +34,8 @@ pub enum Family {
     Detr,
     Torchvision,
 }
+
+/// `Tensor.clamp_(0, hi)` as the YOLO libraries' `clip_boxes` calls it: NaN stays NaN.
+pub(crate) fn clamp_like_torch(v: f32, hi: f32) -> f32 {
+    if v.is_nan() { v } else { v.max(0.0).min(hi) }
+}

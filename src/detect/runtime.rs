@@ -221,22 +221,11 @@ pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
                 e,
                 RuntimeError::NotFound { .. } | RuntimeError::DylibPathMissing { .. }
             ) {
-                *failed = Some(error_chain(&e));
+                *failed = Some(crate::error_chain(&e));
             }
             Err(e)
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Find `libonnxruntime.so` without loading it.

@@ -6,8 +6,8 @@
 //! which clips.
 
 use crate::boxes::BoxXyxy;
-use crate::detect::Detection;
 use crate::detect::nms::{Candidate, NmsParams, class_aware_nms, xywh_to_xyxy};
+use crate::detect::{Detection, clamp_like_torch};
 use crate::preprocess::letterbox::LetterboxGeometry;
 
 /// One image's `output0` block, `[4 + classes, anchors]` → boxes in original-image pixels, as
@@ -133,17 +133,12 @@ impl ScaleBoxes {
     /// One xyxy box in model-input pixels → original-image pixels, clipped.
     pub fn apply(&self, b: [f32; 4]) -> [f32; 4] {
         [
-            clamp((b[0] - self.pad_x) / self.gain_x, self.w0),
-            clamp((b[1] - self.pad_y) / self.gain_y, self.h0),
-            clamp((b[2] - self.pad_x) / self.gain_x, self.w0),
-            clamp((b[3] - self.pad_y) / self.gain_y, self.h0),
+            clamp_like_torch((b[0] - self.pad_x) / self.gain_x, self.w0),
+            clamp_like_torch((b[1] - self.pad_y) / self.gain_y, self.h0),
+            clamp_like_torch((b[2] - self.pad_x) / self.gain_x, self.w0),
+            clamp_like_torch((b[3] - self.pad_y) / self.gain_y, self.h0),
         ]
     }
-}
-
-/// `Tensor.clamp_(0, hi)`: NaN stays NaN.
-fn clamp(v: f32, hi: f32) -> f32 {
-    if v.is_nan() { v } else { v.max(0.0).min(hi) }
 }
 
 #[cfg(test)]

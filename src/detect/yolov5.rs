@@ -6,8 +6,8 @@
 //! `.round()`.
 
 use crate::boxes::BoxXyxy;
-use crate::detect::Detection;
 use crate::detect::nms::{Candidate, NmsParams, class_aware_nms, xywh_to_xyxy};
+use crate::detect::{Detection, clamp_like_torch};
 use crate::preprocess::letterbox::LetterboxGeometry;
 
 /// One image's `output0` rows, `[anchors, 5 + classes]` → boxes in original-image pixels, as
@@ -185,17 +185,12 @@ impl ScaleBoxes {
         let x2 = (b[2] - self.pad_x) / self.gain;
         let y2 = (b[3] - self.pad_y) / self.gain;
         [
-            clamp(x1, self.w0),
-            clamp(y1, self.h0),
-            clamp(x2, self.w0),
-            clamp(y2, self.h0),
+            clamp_like_torch(x1, self.w0),
+            clamp_like_torch(y1, self.h0),
+            clamp_like_torch(x2, self.w0),
+            clamp_like_torch(y2, self.h0),
         ]
     }
-}
-
-/// `Tensor.clamp_(0, hi)`: NaN stays NaN.
-fn clamp(v: f32, hi: f32) -> f32 {
-    if v.is_nan() { v } else { v.max(0.0).min(hi) }
 }
 
 #[cfg(test)]

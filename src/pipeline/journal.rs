@@ -211,17 +211,15 @@ pub fn committed_units(root: &Path) -> Result<Vec<UnitRecord>, JournalError> {
 
 /// The settings an output folder was made with.
 pub fn read_settings(root: &Path) -> Result<Option<serde_json::Value>, JournalError> {
-    let path = state_dir(root).join("settings.json");
-    match fs_err::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|source| JournalError::BadRecord { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    read_json(&state_dir(root).join("settings.json"))
 }
 
 fn read_record(path: &Path) -> Result<Option<UnitRecord>, JournalError> {
+    read_json(path)
+}
+
+/// A JSON file of refaug's bookkeeping, `None` when it does not exist.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, JournalError> {
     match fs_err::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)

@@ -88,14 +88,7 @@ pub fn write_plan(root: &Path, units: &[Unit]) -> Result<(), JournalError> {
 
 /// The recorded plan of an output.
 pub fn read_plan(root: &Path) -> Result<Option<Vec<PlanSplit>>, JournalError> {
-    let path = plan_path(root);
-    match fs_err::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|source| JournalError::BadRecord { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    journal::read_json(&plan_path(root))
 }
 
 /// Completes the output if every unit is committed; `None` if some are still missing.

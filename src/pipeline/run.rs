@@ -482,10 +482,10 @@ fn flush(
                 detector
                     .detect_prepared(&[input])
                     .map(|mut v| v.pop().unwrap_or_default())
-                    .map_err(|e| Failure::Detector(error_chain(&e)))
+                    .map_err(|e| Failure::Detector(crate::error_chain(&e)))
             })
             .collect(),
-        Err(e) => vec![Err(Failure::Detector(error_chain(&e)))],
+        Err(e) => vec![Err(Failure::Detector(crate::error_chain(&e)))],
     };
     for ((unit, pos, _), result) in batch.drain(..).zip(results) {
         if out
@@ -501,17 +501,6 @@ fn flush(
         }
     }
     true
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// A unit whose results are still coming in.
