@@ -17,11 +17,14 @@ pub mod cli;
 pub mod dataset;
 pub mod decode;
 pub mod detect;
+pub mod export;
 pub mod manifest;
 pub mod parity;
 pub mod pipeline;
 pub mod preprocess;
 pub mod progress;
+pub mod publish;
+pub mod report;
 pub mod validate;
 pub mod write;
 
