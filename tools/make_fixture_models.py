@@ -30,7 +30,8 @@ the image, sort by score descending (stable). The only library calls are `cv2.re
 as a cross-check that the ONNX graphs compute what the numpy maths says.
 
 How the models make image-dependent boxes: 9 pooled features per image (the mean of each channel,
-and its first moments along x and y: mean(x * col/W), mean(x * row/H)) go through one small
+and its first moments along x and y: mean(x * col/W), mean(x * row/H); summed in float64 so that
+they do not depend on the runtime's summation order, see `features_np`) go through one small
 matrix to 5-6 numbers per anchor/query (box, objectness, class strength). Different images give
 different boxes and scores, so a batch element attributed to the wrong image is caught. Seeds
 are searched until every image gets a handful of boxes and no value sits within a safety margin
@@ -91,13 +92,19 @@ def write_png(path: str, img: np.ndarray) -> None:
 
 
 def features_np(x: np.ndarray) -> np.ndarray:
-    """x [B,3,H,W] float32 -> [B,9]: channel means, mean(x*col/W), mean(x*row/H)."""
+    """x [B,3,H,W] float32 -> [B,9]: channel means, mean(x*col/W), mean(x*row/H), computed in float64
+    (as the graph does) and rounded once to float32.
+
+    Why float64: a float32 mean over a full-size image (300k values) is off by up to ~4e-4 depending
+    on the runtime's summation order (onnxruntime's vs numpy's), and the heads amplify a feature
+    error ~300x into pixels; in float64 every summation order gives the same float32 feature."""
     _, _, h, w = x.shape
-    u = np.arange(w, dtype=np.int64).astype(F32) / F32(w)
-    v = (np.arange(h, dtype=np.int64).astype(F32) / F32(h)).reshape(h, 1)
-    m = x.mean(axis=(2, 3), dtype=F32)
-    mu = (x * u).mean(axis=(2, 3), dtype=F32)
-    mv = (x * v).mean(axis=(2, 3), dtype=F32)
+    xd = x.astype(np.float64)
+    u = np.arange(w, dtype=np.int64).astype(np.float64) / np.float64(w)
+    v = (np.arange(h, dtype=np.int64).astype(np.float64) / np.float64(h)).reshape(h, 1)
+    m = xd.mean(axis=(2, 3))
+    mu = (xd * u).mean(axis=(2, 3))
+    mv = (xd * v).mean(axis=(2, 3))
     return np.concatenate([m, mu, mv], axis=1).astype(F32)
 
 
@@ -126,20 +133,25 @@ class Graph:
         return outs[0] if len(outs) == 1 else outs
 
     def features(self, x):
-        """[B,3,H,W] -> [B,9], as `features_np`; also returns (Hf, Wf) float scalars."""
+        """[B,3,H,W] -> [B,9], as `features_np` (float64 inside, float32 out); also returns (Hf, Wf)
+        float32 scalars."""
         shape = self.op("Shape", [x])
         hh = self.op("Gather", [shape, self.const(np.int64(2))], axis=0)
         ww = self.op("Gather", [shape, self.const(np.int64(3))], axis=0)
         hf = self.op("Cast", [hh], to=TensorProto.FLOAT)
         wf = self.op("Cast", [ww], to=TensorProto.FLOAT)
+        xd = self.op("Cast", [x], to=TensorProto.DOUBLE)
+        hd = self.op("Cast", [hh], to=TensorProto.DOUBLE)
+        wd = self.op("Cast", [ww], to=TensorProto.DOUBLE)
         zero, one = self.const(np.int64(0)), self.const(np.int64(1))
-        u = self.op("Div", [self.op("Cast", [self.op("Range", [zero, ww, one])], to=TensorProto.FLOAT), wf])
-        v = self.op("Div", [self.op("Cast", [self.op("Range", [zero, hh, one])], to=TensorProto.FLOAT), hf])
+        u = self.op("Div", [self.op("Cast", [self.op("Range", [zero, ww, one])], to=TensorProto.DOUBLE), wd])
+        v = self.op("Div", [self.op("Cast", [self.op("Range", [zero, hh, one])], to=TensorProto.DOUBLE), hd])
         v = self.op("Reshape", [v, self.const(np.array([-1, 1], np.int64))])
-        m = self.op("ReduceMean", [x], axes=[2, 3], keepdims=0)
-        mu = self.op("ReduceMean", [self.op("Mul", [x, u])], axes=[2, 3], keepdims=0)
-        mv = self.op("ReduceMean", [self.op("Mul", [x, v])], axes=[2, 3], keepdims=0)
-        return self.op("Concat", [m, mu, mv], axis=1), hf, wf
+        m = self.op("ReduceMean", [xd], axes=[2, 3], keepdims=0)
+        mu = self.op("ReduceMean", [self.op("Mul", [xd, u])], axes=[2, 3], keepdims=0)
+        mv = self.op("ReduceMean", [self.op("Mul", [xd, v])], axes=[2, 3], keepdims=0)
+        f = self.op("Concat", [m, mu, mv], axis=1)
+        return self.op("Cast", [f], to=TensorProto.FLOAT), hf, wf
 
     def head(self, f, wg, bg, n, k):
         """f [B,9] -> g [B,n,k] = reshape(f @ wg + bg)."""

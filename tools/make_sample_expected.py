@@ -23,8 +23,9 @@ detectors of data-manifest.toml, computed independently of the Rust code:
     (shortest_edge 48, longest_edge 80), torch's antialiased bilinear uint8 resize (the float64/int
     re-implementation in tools/make_detr_goldens.py), fused (x - mean*255) / (std*255) in float32;
   - `fasterrcnn` (fixture-torchvision): `to_tensor`, RGB / 255 as [3, H, W];
-* the model outputs by the generator's numpy maths (float32); onnxruntime is run only as a
-  cross-check (the maximum difference is printed, never used);
+* the model outputs by the generator's numpy maths (pooled features summed in float64 as the graphs
+  do, the heads in float32); onnxruntime is run only as a cross-check: the same post-processing on
+  its raw outputs, the largest box / score difference printed, never used;
 * post-processing by the generator's numpy versions of ultralytics `non_max_suppression` +
   `scale_boxes` (conf 0.1, IoU 0.7, max_det 300), transformers `post_process_object_detection`
   (threshold 0.1) and torchvision's `scores > 0.1` (max_det 100), then what refaug's `Detector`
@@ -97,28 +98,6 @@ def record_distinct_scores(scores, what):
 
 fixtures.check_far = record_check_far
 fixtures.distinct_scores = record_distinct_scores
-
-
-def features_exact(x: np.ndarray) -> np.ndarray:
-    """The fixture models' 9 pooled features (`features_np` of the generator), but summed in float64
-    and rounded once to float32: the value every correct ReduceMean approximates.
-
-    Why not the generator's float32 `mean`: on a full-size sample image (300k pixels) a float32
-    reduction is off by up to ~1e-3 depending on its summation order (numpy's and onnxruntime's
-    differ by that much), and the fixture heads amplify a feature error ~300x into pixels. The
-    exact sum is the one order-free reference; the remaining runtime noise is measured below."""
-    _, _, h, w = x.shape
-    u = (np.arange(w, dtype=np.int64).astype(F32) / F32(w)).astype(np.float64)
-    v = (np.arange(h, dtype=np.int64).astype(F32) / F32(h)).astype(np.float64).reshape(h, 1)
-    # x * u is a float32 product in the graph (Mul), rounded before the reduction
-    xu = (x * u.astype(F32)).astype(np.float64)
-    xv = (x * v.astype(F32)).astype(np.float64)
-    xd = x.astype(np.float64)
-    m = np.concatenate([xd.mean(axis=(2, 3)), xu.mean(axis=(2, 3)), xv.mean(axis=(2, 3))], axis=1)
-    return m.astype(F32)
-
-
-fixtures.features_np = features_exact
 
 
 # ---------------------------------------------------------------------------------------------
