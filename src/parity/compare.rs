@@ -237,15 +237,16 @@ fn no_neg_zero(v: f32) -> f64 {
 }
 
 /// A box CSV in the reference format: header, then per image in the given order its detections in
-/// the given order, corners `%.4f`, score `%.6f`, class id as an integer.
+/// the given order, corners `%.4f`, score `%.6f`, class id as an integer; lines end in `\r\n`
+/// as Python's `csv.writer` ends them.
 pub fn format_box_csv<'a>(images: impl IntoIterator<Item = (&'a str, &'a [Detection])>) -> String {
     let mut s = String::from(CSV_HEADER);
-    s.push('\n');
+    s.push_str("\r\n");
     for (file_name, dets) in images {
         let name = csv_field(file_name);
         for d in dets {
             s.push_str(&format!(
-                "{name},{:.4},{:.4},{:.4},{:.4},{:.6},{}\n",
+                "{name},{:.4},{:.4},{:.4},{:.4},{:.6},{}\r\n",
                 no_neg_zero(d.bbox.xmin),
                 no_neg_zero(d.bbox.ymin),
                 no_neg_zero(d.bbox.xmax),
@@ -588,9 +589,9 @@ xmin,file_name,ymin,xmax,ymax,confidence,class,extra
         let text = format_box_csv([("a,b.jpg", &a[..]), ("empty.jpg", &[][..])]);
         assert_eq!(
             text,
-            "file_name,xmin,ymin,xmax,ymax,confidence,class\n\
-             \"a,b.jpg\",0.0000,2.0000,30.1235,40.0000,0.500000,3\n\
-             \"a,b.jpg\",1.5000,2.0000,30.1235,40.0000,0.123457,12\n"
+            "file_name,xmin,ymin,xmax,ymax,confidence,class\r\n\
+             \"a,b.jpg\",0.0000,2.0000,30.1235,40.0000,0.500000,3\r\n\
+             \"a,b.jpg\",1.5000,2.0000,30.1235,40.0000,0.123457,12\r\n"
         );
         let t = table(&text);
         assert_eq!(t.len(), 2);

@@ -501,6 +501,9 @@ impl fmt::Display for ParityOutcome {
                 .as_ref()
                 .map_or_else(|| "no spec".to_string(), |p| p.display().to_string());
             writeln!(f, "{} ({spec}{speed})", d.name)?;
+            if let Some(model) = &d.model {
+                writeln!(f, "  model {}", model.display())?;
+            }
             let stages = [
                 ("decode (rgb_sha256)", &d.decode),
                 ("input (input_sha256)", &d.input),
