@@ -306,13 +306,32 @@ pub fn iou(a: &CsvBox, b: &CsvBox, degenerate_tol: f64) -> f64 {
     inter / (area_a + area_b - inter)
 }
 
-/// Greedy one-to-one matching of one image's boxes: the number of matched pairs.
+/// What the greedy matching of one image found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchStats {
+    /// Matched pairs.
+    pub matched: usize,
+    /// The lowest IoU among the matched pairs (`None` without any).
+    pub min_iou: Option<f64>,
+    /// The largest |score difference| among the matched pairs (`None` without any).
+    pub max_score_diff: Option<f64>,
+}
+
+/// Keep the lower (`min`) or higher value of two optional values.
+fn fold(a: Option<f64>, b: Option<f64>, min: bool) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if min { x.min(y) } else { x.max(y) }),
+        (x, None) | (None, x) => x,
+    }
+}
+
+/// Greedy one-to-one matching of one image's boxes.
 pub fn match_image(
     reference: &[CsvBox],
     candidate: &[CsvBox],
     crit: &MatchCriteria,
     use_class: bool,
-) -> usize {
+) -> MatchStats {
     // (iou, |Δscore|, i, j), taken by decreasing IoU, then increasing |Δscore|, i, j — the order
     // of Python's `sorted((-iou, ds, i, j))`.
     let mut pairs: Vec<(f64, f64, usize, usize)> = Vec::new();
@@ -336,16 +355,22 @@ pub fn match_image(
     });
     let mut used_r = vec![false; reference.len()];
     let mut used_c = vec![false; candidate.len()];
-    let mut n = 0;
-    for (_, _, i, j) in pairs {
+    let mut stats = MatchStats {
+        matched: 0,
+        min_iou: None,
+        max_score_diff: None,
+    };
+    for (v, ds, i, j) in pairs {
         if used_r[i] || used_c[j] {
             continue;
         }
         used_r[i] = true;
         used_c[j] = true;
-        n += 1;
+        stats.matched += 1;
+        stats.min_iou = fold(stats.min_iou, Some(v), true);
+        stats.max_score_diff = fold(stats.max_score_diff, Some(ds), false);
     }
-    n
+    stats
 }
 
 /// One image of a comparison.
@@ -374,6 +399,10 @@ pub struct BoxComparison {
     pub matched: usize,
     /// Classes were required to be equal (both tables have them, not ignored).
     pub class_compared: bool,
+    /// The lowest IoU of a matched pair: how close to the 0.99 threshold the matches are.
+    pub min_iou: Option<f64>,
+    /// The largest |score difference| of a matched pair.
+    pub max_score_diff: Option<f64>,
 }
 
 impl BoxComparison {
@@ -418,10 +447,15 @@ pub fn compare(reference: &BoxTable, candidate: &BoxTable, crit: &MatchCriteria)
         candidate_boxes: 0,
         matched: 0,
         class_compared: use_class,
+        min_iou: None,
+        max_score_diff: None,
     };
     for name in names {
         let (r, c) = (reference.boxes(name), candidate.boxes(name));
-        let matched = match_image(r, c, crit, use_class);
+        let stats = match_image(r, c, crit, use_class);
+        let matched = stats.matched;
+        out.min_iou = fold(out.min_iou, stats.min_iou, true);
+        out.max_score_diff = fold(out.max_score_diff, stats.max_score_diff, false);
         out.reference_boxes += r.len();
         out.candidate_boxes += c.len();
         out.matched += matched;
@@ -480,6 +514,11 @@ xmin,file_name,ymin,xmax,ymax,confidence,class,extra
         assert!(r.class_compared);
         assert_eq!((r.reference_boxes, r.candidate_boxes, r.matched), (6, 6, 2));
         assert_eq!(r.total(), 6);
+        // The matched pairs: row 1 (IoU 99.9·100 / (2·10⁴ − 9990), |Δs| 5e-4) and the zero-area
+        // row 3 (IoU 1 by corners, |Δs| 0).
+        let min_iou = r.min_iou.unwrap();
+        assert!((min_iou - 9990.0 / 10010.0).abs() < 1e-9, "{min_iou}");
+        assert!((r.max_score_diff.unwrap() - 5e-4).abs() < 1e-9);
         assert!((r.rate() - 2.0 / 6.0).abs() < 1e-12);
         let by_name: Vec<(&str, usize, usize, usize)> = r
             .images
@@ -526,12 +565,17 @@ xmin,file_name,ymin,xmax,ymax,confidence,class,extra
                     a,0,0,100,100.5,0.4995\n";
         let (r, c) = (table(reference), table(cand));
         let crit = MatchCriteria::default();
-        assert_eq!(match_image(r.boxes("a"), c.boxes("a"), &crit, false), 1);
+        let stats = match_image(r.boxes("a"), c.boxes("a"), &crit, false);
+        assert_eq!(stats.matched, 1);
+        assert_eq!(stats.min_iou, Some(1.0));
         let v = iou(&r.boxes("a")[0], &c.boxes("a")[1], 0.01);
         assert!((v - 100.0 / 100.5).abs() < 1e-12, "{v}");
         // Each box once: the same candidate twice against one reference box is one match.
         let twice = table("file_name,xmin,ymin,xmax,ymax,confidence\na,0,0,100,100,0.5\n");
-        assert_eq!(match_image(twice.boxes("a"), c.boxes("a"), &crit, false), 1);
+        assert_eq!(
+            match_image(twice.boxes("a"), c.boxes("a"), &crit, false).matched,
+            1
+        );
     }
 
     #[test]

@@ -520,8 +520,14 @@ impl fmt::Display for ParityOutcome {
             input_misses |= !d.input.misses.is_empty();
             if let Some(b) = &d.boxes {
                 let c = &b.clipped;
+                let closeness = match (c.min_iou, c.max_score_diff) {
+                    (Some(iou), Some(ds)) => {
+                        format!("; matched: min IoU {iou:.6}, max |Δscore| {ds:.6}")
+                    }
+                    _ => String::new(),
+                };
                 let counts = format!(
-                    "   (reference {}, refaug {})",
+                    "   (reference {}, refaug {}{closeness})",
                     c.reference_boxes, c.candidate_boxes
                 );
                 if b.reference_outside == 0 {
@@ -633,6 +639,8 @@ mod tests {
             candidate_boxes: candidate,
             matched,
             class_compared: true,
+            min_iou: None,
+            max_score_diff: None,
         };
         let ok = DetectorParity {
             name: "d".into(),
