@@ -53,6 +53,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare refaug with the original libraries' reference outputs, stage by stage: decoded
+    /// pixels, model inputs, box counts, boxes (exit 0 every rate >= --min-rate, 1 below, 2 error).
+    Parity(ParityArgs),
     /// Detector specs (`detectors/*.toml`).
     Detectors {
         #[command(subcommand)]
@@ -135,6 +138,37 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `refaug parity`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ParityArgs {
+    /// The reference folder: `<dataset>/images/` and `<dataset>-results/` (fingerprints.jsonl,
+    /// `<detector>.csv`).
+    #[arg(long, default_value = "../shared/reference")]
+    pub reference: PathBuf,
+    /// The dataset in the reference folder.
+    #[arg(long, default_value = "public-24")]
+    pub dataset: String,
+    /// Load every model from this folder (by the spec's model file name) instead of the path
+    /// the spec names.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// The detector specs; each reference detector is the spec of the same `name`.
+    #[arg(long, default_value = "detectors")]
+    pub detectors: PathBuf,
+    /// Where refaug's `<detector>.csv` and `fingerprints.jsonl` are written.
+    #[arg(long, default_value = "target/parity")]
+    pub out: PathBuf,
+    /// Exit 1 when a stage's match rate is below this (0..1).
+    #[arg(long, default_value_t = 1.0)]
+    pub min_rate: f64,
+    /// `cpu` or `cuda[:N]` (the reference ran on the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Intra-op threads of each session, 0 = all cores (the reference's onnxruntime default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { out } => validate(&out),
         Command::Merge { out } => merge(&out),
         Command::Doctor { json } => doctor(json),
+        Command::Parity(args) => parity(&args),
         Command::Detectors {
             command:
                 DetectorsCommand::Check {
@@ -408,6 +443,40 @@ fn merge(out: &std::path::Path) -> anyhow::Result<ExitCode> {
         rows.join(", ")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `refaug parity`: run the stages, print the table, exit 1 below `--min-rate`.
+fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::runtime::{Device, RuntimeOptions};
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let run_args = crate::parity::run::ParityArgs {
+        reference: args.reference.clone(),
+        dataset: args.dataset.clone(),
+        detectors: args.detectors.clone(),
+        models: args.models.clone(),
+        out: args.out.clone(),
+        runtime: RuntimeOptions {
+            device: args.device.parse::<Device>()?,
+            intra_threads: threads,
+            ..RuntimeOptions::default()
+        },
+        criteria: crate::parity::compare::MatchCriteria::default(),
+    };
+    let outcome = crate::parity::run::run(&run_args)?;
+    print!("{outcome}");
+    Ok(if outcome.passed(args.min_rate) {
+        println!("parity: every stage at or above {}", args.min_rate);
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "parity: FAILED: a stage is below {} or could not run",
+            args.min_rate
+        );
+        ExitCode::from(1)
+    })
 }
 
 /// `refaug doctor`: load ONNX Runtime the way every run does and say what was loaded.

@@ -2,23 +2,28 @@
 //! tensors compared by SHA-256, detector by detector, so a mismatch is found at the first stage
 //! that differs (see `reference/README.md`, "Compare stage by stage").
 //!
-//! The checks need only this crate's pure kernels, not ONNX Runtime. DETR's processors are checked
-//! only when asked ([`ParityOptions::include_detr`]): they live in `preprocess::detr`.
+//! [`check`] needs only this crate's pure kernels, not ONNX Runtime. [`run`] is `refaug parity`:
+//! these stages plus every detector's boxes against the reference CSVs ([`compare`]).
+
+pub mod compare;
+pub mod run;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::decode;
+use crate::detect::spec::{DetectorSpec, FamilyConfig};
 use crate::preprocess::Chw;
 use crate::preprocess::detr::{DetrPreprocess, Processor};
 use crate::preprocess::letterbox::letterbox_tensor;
 
 /// One line of `fingerprints.jsonl`: what the reference computed for one (detector, image).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The fields are in the reference's key order (serialising gives its lines).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// The reference CSV's name without `.csv`, e.g. `yolov8n-cal`, `detr_resnet18-cal@pil`.
     pub detector: String,
@@ -100,7 +105,7 @@ pub enum InputRecipe {
     /// torchvision detection models: `to_tensor` of the original image, no batch dimension.
     UnitChw,
     /// Hugging Face DETR processors (`preprocess::detr`), batch of one.
-    Detr(Processor),
+    Detr(DetrPreprocess),
 }
 
 impl InputRecipe {
@@ -122,12 +127,28 @@ impl InputRecipe {
             Some(InputRecipe::UnitChw)
         } else if name.starts_with("detr") {
             match fp.processor.as_deref() {
-                Some("pil") => Some(InputRecipe::Detr(Processor::Pil)),
-                Some("torchvision") | None => Some(InputRecipe::Detr(Processor::Torchvision)),
+                Some("pil") => Some(InputRecipe::Detr(detr_defaults(Processor::Pil))),
+                Some("torchvision") | None => {
+                    Some(InputRecipe::Detr(detr_defaults(Processor::Torchvision)))
+                }
                 Some(_) => None,
             }
         } else {
             None
+        }
+    }
+
+    /// The input [`Detector`](crate::detect::detector::Detector) feeds for `spec`: its letterbox
+    /// size and pad, its DETR processor settings, or torchvision's unit tensor.
+    pub fn for_spec(spec: &DetectorSpec) -> InputRecipe {
+        match spec.config {
+            FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) => InputRecipe::Letterbox {
+                width: c.input_w,
+                height: c.input_h,
+                pad: c.pad,
+            },
+            FamilyConfig::Detr { preprocess, .. } => InputRecipe::Detr(preprocess),
+            FamilyConfig::Torchvision { .. } => InputRecipe::UnitChw,
         }
     }
 
@@ -143,9 +164,7 @@ impl InputRecipe {
                 letterbox_tensor(img, width, height, pad).0
             }
             InputRecipe::UnitChw => Chw::from_rgb_unit(img),
-            InputRecipe::Detr(processor) => {
-                crate::preprocess::detr::preprocess(img, &detr_defaults(processor))
-            }
+            InputRecipe::Detr(cfg) => crate::preprocess::detr::preprocess(img, &cfg),
         }
     }
 }
@@ -421,12 +440,35 @@ mod tests {
         let d = fingerprint("detr_resnet18-cal@pil", Some("pil"), vec![1, 3, 800, 1066]);
         assert_eq!(
             InputRecipe::for_fingerprint(&d),
-            Some(InputRecipe::Detr(Processor::Pil))
+            Some(InputRecipe::Detr(detr_defaults(Processor::Pil)))
         );
         assert_eq!(
             InputRecipe::for_fingerprint(&fingerprint("ssd", None, vec![1, 3, 300, 300])),
             None
         );
+    }
+
+    #[test]
+    fn recipe_of_a_spec_is_what_the_detector_feeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
+        let spec = |n: &str| DetectorSpec::from_file(&dir.join(format!("{n}.toml"))).unwrap();
+        // fixture-ultralytics.toml: input_size = [64, 64], the default pad 114.
+        assert_eq!(
+            InputRecipe::for_spec(&spec("fixture-ultralytics")),
+            InputRecipe::Letterbox {
+                width: 64,
+                height: 64,
+                pad: 114
+            }
+        );
+        assert_eq!(
+            InputRecipe::for_spec(&spec("fixture-torchvision")),
+            InputRecipe::UnitChw
+        );
+        match InputRecipe::for_spec(&spec("shared-detr-resnet18-cal@pil")) {
+            InputRecipe::Detr(cfg) => assert_eq!(cfg, detr_defaults(Processor::Pil)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
