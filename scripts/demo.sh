@@ -9,3 +9,4 @@ cargo build --release --quiet
 ./target/release/refaug inspect --manifest data-manifest.toml
 ./target/release/refaug run --manifest data-manifest.toml "$@"
 ./target/release/refaug validate out/sample
+./target/release/refaug report out/sample --compare

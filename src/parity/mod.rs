@@ -174,10 +174,7 @@ impl InputRecipe {
 pub fn detr_defaults(processor: Processor) -> DetrPreprocess {
     DetrPreprocess {
         processor,
-        shortest_edge: 800,
-        longest_edge: 1333,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
+        ..DetrPreprocess::default()
     }
 }
 
