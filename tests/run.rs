@@ -182,6 +182,27 @@ fn rows_equal_the_independent_expectation() {
             "{variant}: the fixture detector found nothing at all"
         );
     }
+    // pyarrow (what training runs use) reads the same rows.
+    let python = repo().join(".venv/bin/python");
+    if python.exists() {
+        let o = Command::new(&python)
+            .arg(repo().join("tests/python/run_read_back.py"))
+            .arg(&out)
+            .arg(repo().join("tests/data/sample-expected.json"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "pyarrow read-back failed:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    } else {
+        eprintln!(
+            "skipped the pyarrow read-back: {} not found (run scripts/setup.sh)",
+            python.display()
+        );
+    }
     // A complete output validates.
     let v = refaug(&["validate", out.to_str().unwrap()]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
