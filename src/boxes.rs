@@ -22,6 +22,16 @@ impl BoxXyxy {
         }
     }
 
+    /// `[xmin, ymin, xmax, ymax]` as the libraries' box tensors hold them.
+    pub fn from_array(b: [f32; 4]) -> Self {
+        BoxXyxy {
+            xmin: b[0],
+            ymin: b[1],
+            xmax: b[2],
+            ymax: b[3],
+        }
+    }
+
     pub fn width(&self) -> f32 {
         self.xmax - self.xmin
     }

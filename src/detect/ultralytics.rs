@@ -32,12 +32,7 @@ pub fn postprocess(
             let c = &candidates[k];
             let b = scale.apply(c.xyxy);
             Detection {
-                bbox: BoxXyxy {
-                    xmin: b[0],
-                    ymin: b[1],
-                    xmax: b[2],
-                    ymax: b[3],
-                },
+                bbox: BoxXyxy::from_array(b),
                 score: c.score,
                 class_id: c.class as i32,
             }

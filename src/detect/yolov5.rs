@@ -36,12 +36,7 @@ pub fn postprocess(
                 b = b.map(f32::round_ties_even);
             }
             Detection {
-                bbox: BoxXyxy {
-                    xmin: b[0],
-                    ymin: b[1],
-                    xmax: b[2],
-                    ymax: b[3],
-                },
+                bbox: BoxXyxy::from_array(b),
                 score: c.score,
                 class_id: c.class as i32,
             }

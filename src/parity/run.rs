@@ -197,18 +197,6 @@ pub fn load_specs(dir: &Path) -> Result<HashMap<String, DetectorSpec>, ParityRun
     Ok(specs)
 }
 
-/// The error and its sources, `: `-joined.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// The input name each family's exporter writes (as the fingerprints record it).
 fn input_name(family: Family) -> &'static str {
     match family {
@@ -288,7 +276,8 @@ pub fn run(args: &ParityArgs) -> Result<ParityOutcome, ParityRunError> {
             sizes.insert(fp.file_name.clone(), (w as u32, h as u32));
         }
         if !decoded.contains_key(fp.file_name.as_str()) {
-            let img = decode::decode_file(&images_dir.join(&fp.file_name)).map_err(|e| chain(&e));
+            let img = decode::decode_file(&images_dir.join(&fp.file_name))
+                .map_err(|e| crate::error_chain(&e));
             decoded.insert(fp.file_name.as_str(), img);
         }
     }
@@ -354,7 +343,7 @@ fn run_detector(
         Some(spec) => match Detector::new(spec, &args.runtime) {
             Ok(d) => Some(d),
             Err(e) => {
-                r.problems.push(chain(&e));
+                r.problems.push(crate::error_chain(&e));
                 None
             }
         },
@@ -400,9 +389,12 @@ fn run_detector(
         let dets = match result {
             Ok(mut v) => v.remove(0),
             Err(e) => {
-                r.counts
-                    .record(file_name, Err(format!("detection failed: {}", chain(&e))));
-                r.problems.push(format!("{file_name}: {}", chain(&e)));
+                r.counts.record(
+                    file_name,
+                    Err(format!("detection failed: {}", crate::error_chain(&e))),
+                );
+                r.problems
+                    .push(format!("{file_name}: {}", crate::error_chain(&e)));
                 continue;
             }
         };
@@ -460,10 +452,10 @@ fn compare_boxes(
 ) -> Result<BoxStage, String> {
     let ours = args.out.join(format!("{name}.csv"));
     let text = format_box_csv(rows.iter().map(|(f, d)| (*f, d.as_slice())));
-    fs_err::write(&ours, &text).map_err(|e| chain(&e))?;
-    let candidate = BoxTable::parse(&text, &ours).map_err(|e| chain(&e))?;
+    fs_err::write(&ours, &text).map_err(|e| crate::error_chain(&e))?;
+    let candidate = BoxTable::parse(&text, &ours).map_err(|e| crate::error_chain(&e))?;
     let ref_path = args.results_dir().join(format!("{name}.csv"));
-    let reference = BoxTable::read(&ref_path).map_err(|e: CsvError| chain(&e))?;
+    let reference = BoxTable::read(&ref_path).map_err(|e: CsvError| crate::error_chain(&e))?;
     let (clipped_ref, outside) = reference.clipped(sizes);
     Ok(BoxStage {
         clipped: super::compare::compare(&clipped_ref, &candidate, &args.criteria),
