@@ -230,6 +230,8 @@ fn main() {
         let n: usize = n.parse().unwrap();
         let data = dataset(n);
         let out = repo().join(format!("target/bench-out/rss-{n}"));
+        // A fresh output: a committed one would be resumed, i.e. skipped.
+        let _ = std::fs::remove_dir_all(&out);
         let m = Manifest::load(&write_manifest(&data, &fixtures, &out)).unwrap();
         run(&m, &run_options(threads), &refaug::progress::Silent).unwrap();
         println!("{}", peak_rss_kib());
@@ -239,7 +241,10 @@ fn main() {
     let n: usize = arg(&args, "--images").map_or(500, |v| v.parse().unwrap());
     let shared = repo().join("../shared/models");
     let specs: Vec<PathBuf> = match arg(&args, "--detectors") {
-        Some(list) => list.split(',').map(PathBuf::from).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|e| panic!("{p}: {e}")))
+            .collect(),
         None if shared.join("yolov8n-cal.onnx").exists() => [
             "shared-yolov8n-cal",
             "shared-detr-resnet18-cal@torchvision",
