@@ -169,7 +169,8 @@ fn split_rank(split: &str) -> usize {
         .unwrap_or(ORDER.len())
 }
 
-/// Every variant of an output folder: the sub-folders holding a `manifest.json`, by name.
+/// Every variant of an output folder: the sub-folders holding a `manifest.json`, in the data
+/// manifest's order.
 pub fn find_variants(out: &Path) -> Result<Vec<OutputVariant>, ReportError> {
     let io = |source| ReportError::Io {
         path: out.to_path_buf(),
@@ -199,7 +200,22 @@ pub fn find_variants(out: &Path) -> Result<Vec<OutputVariant>, ReportError> {
             path: out.to_path_buf(),
         });
     }
-    variants.sort_by(|a, b| a.name.cmp(&b.name));
+    // The data manifest's order (recorded in the run's settings), so that its first variant leads
+    // tables and is the card's default config; by name for variants the settings do not list.
+    let position = |v: &OutputVariant| {
+        v.manifest.settings["variants"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .position(|x| x["name"].as_str() == Some(v.name.as_str()))
+            })
+            .unwrap_or(usize::MAX)
+    };
+    variants.sort_by(|a, b| {
+        position(a)
+            .cmp(&position(b))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     Ok(variants)
 }
 
