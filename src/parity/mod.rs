@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::decode;
-use crate::detect::spec::{DetectorSpec, FamilyConfig};
 use crate::preprocess::Chw;
 use crate::preprocess::detr::{DetrPreprocess, Processor};
 use crate::preprocess::letterbox::letterbox_tensor;
@@ -135,20 +134,6 @@ impl InputRecipe {
             }
         } else {
             None
-        }
-    }
-
-    /// The input [`Detector`](crate::detect::detector::Detector) feeds for `spec`: its letterbox
-    /// size and pad, its DETR processor settings, or torchvision's unit tensor.
-    pub fn for_spec(spec: &DetectorSpec) -> InputRecipe {
-        match spec.config {
-            FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) => InputRecipe::Letterbox {
-                width: c.input_w,
-                height: c.input_h,
-                pad: c.pad,
-            },
-            FamilyConfig::Detr { preprocess, .. } => InputRecipe::Detr(preprocess),
-            FamilyConfig::Torchvision { .. } => InputRecipe::UnitChw,
         }
     }
 
@@ -299,9 +284,10 @@ fn compare_rgb(img: &RgbImage, fp: &Fingerprint) -> Result<(), String> {
     Ok(())
 }
 
-fn compare_input(t: &Chw, recipe: &InputRecipe, fp: &Fingerprint) -> Result<(), String> {
+/// Compares a model input with the fingerprint; `batched`: the model takes `[1, 3, H, W]`.
+fn compare_input(t: &Chw, batched: bool, fp: &Fingerprint) -> Result<(), String> {
     let mut shape = vec![3, t.height, t.width];
-    if recipe.batched() {
+    if batched {
         shape.insert(0, 1);
     }
     if shape != fp.input_shape {
@@ -361,7 +347,7 @@ pub fn check(
                     let t = recipe.input(img);
                     report
                         .stage(&fp.detector, Stage::Input)
-                        .record(file_name, compare_input(&t, &recipe, fp));
+                        .record(file_name, compare_input(&t, recipe.batched(), fp));
                 }
                 None => report.stage(&fp.detector, Stage::Input).skipped += 1,
             }
@@ -443,29 +429,6 @@ mod tests {
             InputRecipe::for_fingerprint(&fingerprint("ssd", None, vec![1, 3, 300, 300])),
             None
         );
-    }
-
-    #[test]
-    fn recipe_of_a_spec_is_what_the_detector_feeds() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
-        let spec = |n: &str| DetectorSpec::from_file(&dir.join(format!("{n}.toml"))).unwrap();
-        // fixture-ultralytics.toml: input_size = [64, 64], the default pad 114.
-        assert_eq!(
-            InputRecipe::for_spec(&spec("fixture-ultralytics")),
-            InputRecipe::Letterbox {
-                width: 64,
-                height: 64,
-                pad: 114
-            }
-        );
-        assert_eq!(
-            InputRecipe::for_spec(&spec("fixture-torchvision")),
-            InputRecipe::UnitChw
-        );
-        match InputRecipe::for_spec(&spec("shared-detr-resnet18-cal@pil")) {
-            InputRecipe::Detr(cfg) => assert_eq!(cfg, detr_defaults(Processor::Pil)),
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]

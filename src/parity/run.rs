@@ -28,7 +28,7 @@ use super::{
     load_fingerprints, sha256_chw, sha256_rgb,
 };
 use crate::decode;
-use crate::detect::detector::Detector;
+use crate::detect::detector::{Detector, prepare};
 use crate::detect::runtime::RuntimeOptions;
 use crate::detect::spec::{DetectorSpec, FamilyConfig, SpecError};
 use crate::detect::{Detection, Family};
@@ -334,11 +334,10 @@ fn run_detector(
             args.detectors.display()
         ));
     }
-    // The input refaug feeds is what the spec says; without a spec, the reference's recipe.
-    let recipe = spec
-        .as_ref()
-        .map(InputRecipe::for_spec)
-        .or_else(|| fps.first().and_then(|fp| InputRecipe::for_fingerprint(fp)));
+    // With a spec, the input checked is the one the detector is fed (`detector::prepare`, made
+    // once per image and used for detection too); without one, the reference's recipe.
+    let family = spec.as_ref().map(DetectorSpec::family);
+    let recipe = fps.first().and_then(|fp| InputRecipe::for_fingerprint(fp));
     let mut detector = match spec {
         Some(spec) => match Detector::new(spec, &args.runtime) {
             Ok(d) => Some(d),
@@ -366,25 +365,30 @@ fn run_detector(
             }
         };
         r.decode.record(file_name, compare_rgb(img, fp));
+        let prepared = detector.as_ref().map(|d| prepare(d.spec(), img));
+        let made = match (&prepared, family, &recipe) {
+            (Some(p), Some(f), _) => Some((p.tensor.clone(), f != Family::Torchvision)),
+            (None, _, Some(recipe)) => Some((recipe.input(img), recipe.batched())),
+            _ => None,
+        };
         let mut input = None;
-        match &recipe {
-            Some(recipe) => {
-                let t = recipe.input(img);
-                r.input.record(file_name, compare_input(&t, recipe, fp));
+        match made {
+            Some((t, batched)) => {
+                r.input.record(file_name, compare_input(&t, batched, fp));
                 let mut shape = vec![3, t.height, t.width];
-                if recipe.batched() {
+                if batched {
                     shape.insert(0, 1);
                 }
                 input = Some((shape, sha256_chw(&t)));
             }
             None => r.input.skipped += 1,
         }
-        let Some(det) = detector.as_mut() else {
+        let (Some(det), Some(prepared)) = (detector.as_mut(), prepared.as_ref()) else {
             r.counts.skipped += 1;
             continue;
         };
         let start = Instant::now();
-        let result = det.detect(&[img]);
+        let result = det.detect_prepared(&[prepared]);
         busy += start.elapsed();
         let dets = match result {
             Ok(mut v) => v.remove(0),
