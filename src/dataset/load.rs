@@ -13,6 +13,7 @@ use super::{
     Dataset, DatasetSource, ImageRecord, RefRecord, Sentence, SourceFile, SourceFiles, split_names,
 };
 use crate::boxes::BoxXyxy;
+use crate::decode::{DecodeError, Limits};
 
 /// Reads `instances.json` and `refs(<split_by>).p` of `source`, checks their structure and joins
 /// every ref of the selected splits with its annotation's box.
@@ -258,33 +259,45 @@ pub fn load(source: &DatasetSource) -> Result<Dataset, DatasetError> {
     })
 }
 
-/// Checks that every image file of `dataset` is there and can be opened (its content is the
-/// decoder's business), in `dataset.images` order. The problems it returns are not fatal: the run
-/// records them per image in its errors report and goes on; `refaug inspect` lists them and calls
-/// the source unhealthy.
-pub fn check_images(dataset: &Dataset) -> Vec<Problem> {
+/// How closely [`check_images`] looks at each image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// The file's metadata only (`stat`, which never blocks): there, a plain file, not empty, not
+    /// over the size limit.
+    Metadata,
+    /// Decode every image as a run would (size against instances.json included): catches
+    /// truncated and corrupt files too, at the cost of a full decode.
+    Decode,
+}
+
+/// Checks every image file of `dataset` as [`ImageCheck`] says, in `dataset.images` order. The
+/// problems it returns are not fatal: the run records them per image in its errors report and
+/// goes on; `refaug inspect` lists them and calls the source unhealthy.
+pub fn check_images(dataset: &Dataset, how: ImageCheck, limits: &Limits) -> Vec<Problem> {
     dataset
         .images
         .par_iter()
         .filter_map(|image| {
             let path = dataset.images_dir.join(&image.file_name);
-            match std::fs::File::open(&path).and_then(|f| f.metadata()) {
-                Ok(meta) if meta.is_file() => None,
-                Ok(_) => Some(Problem::UnreadableImageFile {
-                    path,
-                    image_id: image.image_id,
-                    error: "not a regular file".into(),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Some(Problem::MissingImageFile {
-                        path,
-                        image_id: image.image_id,
-                    })
+            let checked = match how {
+                ImageCheck::Metadata => crate::decode::check_file(&path, limits),
+                ImageCheck::Decode => {
+                    crate::decode::decode_file_expecting(&path, (image.width, image.height), limits)
+                        .map(drop)
                 }
-                Err(e) => Some(Problem::UnreadableImageFile {
+            };
+            match checked {
+                Ok(()) => None,
+                Err(DecodeError::Missing { .. }) => Some(Problem::MissingImageFile {
                     path,
                     image_id: image.image_id,
-                    error: e.to_string(),
+                }),
+                Err(e) => Some(Problem::UnreadableImageFile {
+                    error: e
+                        .to_string()
+                        .replacen(&format!("{}: ", path.display()), "", 1),
+                    path,
+                    image_id: image.image_id,
                 }),
             }
         })
