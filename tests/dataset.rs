@@ -1369,7 +1369,10 @@ fn pickle_with_a_huge_integer_is_refused_by_its_length() {
     text.extend(std::iter::repeat_n(b'9', 5_000_000));
     text.extend(b"L\n.");
     let msg = refused_pickle(&text);
-    assert!(msg.contains("integer of 2500001 digit pairs"), "{msg}");
+    assert!(
+        msg.contains("integer written in 5000001 characters"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -1422,4 +1425,47 @@ fn inspect_deep_decodes_and_finds_what_the_quick_check_cannot() {
         stdout.contains(&truncated) && stdout.contains("truncated"),
         "{stdout}"
     );
+}
+
+#[test]
+fn pickles_written_by_cpython_at_protocols_0_2_4_and_with_shared_tokens_read_as_python_reads_them()
+{
+    // tools/make_pickle_fixtures.py: the sample's refs re-pickled by CPython, and the same with
+    // each ref's sentences sharing one tokens list (a memo reference serde-pickle refused);
+    // expected.json is what Python's own pickle.load reads from each file.
+    let dir = repo_path("tests/data/pickles");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    for (name, want) in expected.as_object().unwrap() {
+        let tmp = sample_copy();
+        std::fs::copy(dir.join(name), tmp.path().join("annotations/refs(umd).p")).unwrap();
+        let d = dataset::load(&umd(tmp.path())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = want.as_array().unwrap();
+        assert_eq!(d.refs.len(), want.len(), "{name}");
+        let mut got: Vec<&dataset::RefRecord> = d.refs.iter().collect();
+        got.sort_by_key(|r| r.ref_id);
+        let mut want: Vec<&Value> = want.iter().collect();
+        want.sort_by_key(|w| w["ref_id"].as_i64().unwrap());
+        for (r, w) in got.iter().zip(want) {
+            assert_eq!(r.ref_id, w["ref_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.ann_id, w["ann_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.image_id, w["image_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.split, w["split"].as_str().unwrap(), "{name}");
+            let sentences: Vec<Value> = r
+                .sentences
+                .iter()
+                .map(|s| serde_json::json!([s.sent_id, s.sent, s.raw, s.tokens]))
+                .collect();
+            assert_eq!(
+                &Value::from(sentences),
+                &w["sentences"],
+                "{name} ref {}",
+                r.ref_id
+            );
+        }
+    }
+}
+
+fn repo_path(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::error::{DatasetError, Problem};
 use super::instances::{WireAnnotation, WireImage, WireInstances};
-use super::pickle::{PyText, WireRef, check_data_only};
+use super::pickle::{PyText, WireRef, parse};
 use super::{
     Dataset, DatasetSource, ImageRecord, RefRecord, Sentence, SourceFile, SourceFiles, split_names,
 };
@@ -307,25 +307,11 @@ pub fn check_images(dataset: &Dataset, how: ImageCheck, limits: &Limits) -> Vec<
 /// Decodes the refs list: refuses code-bearing pickles first, then reads each entry, naming the
 /// entry (and its ref_id when it has one) when it does not have the shape of a ref.
 fn read_refs(path: &Path, bytes: &[u8]) -> Result<Vec<WireRef>, DatasetError> {
-    check_data_only(bytes).map_err(|e| DatasetError::PickleNotData {
+    let value = parse(bytes).map_err(|e| DatasetError::PickleNotData {
         path: path.to_path_buf(),
         offset: e.offset,
         what: e.what,
     })?;
-    // Fast path: straight into the typed refs. Only when that fails is the pickle decoded again
-    // into generic values, to say which entry is wrong.
-    if let Ok(refs) =
-        serde_pickle::from_slice::<Vec<WireRef>>(bytes, serde_pickle::DeOptions::new())
-    {
-        return Ok(refs);
-    }
-    let value =
-        serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
-            DatasetError::Pickle {
-                path: path.to_path_buf(),
-                error: e.to_string(),
-            }
-        })?;
     let serde_pickle::Value::List(items) = value else {
         return Err(DatasetError::Pickle {
             path: path.to_path_buf(),
