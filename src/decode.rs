@@ -145,18 +145,7 @@ pub fn decode_file_expecting(
 pub fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let read_error = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DecodeError::Missing {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DecodeError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    };
+    let read_error = |source| read_error(path, source);
     // stat (following links) never blocks, whatever the file is.
     check_plain_file(path, &std::fs::metadata(path).map_err(read_error)?, limits)?;
     let mut file = std::fs::OpenOptions::new()
@@ -185,18 +174,7 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
 /// What [`read_file`] checks before reading, without reading: the file is there, a plain file,
 /// not empty and not over the limit (`refaug inspect`'s quick check).
 pub fn check_file(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
-    let meta = std::fs::metadata(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DecodeError::Missing {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DecodeError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    let meta = std::fs::metadata(path).map_err(|source| read_error(path, source))?;
     check_plain_file(path, &meta, limits)?;
     if meta.len() == 0 {
         return Err(DecodeError::Empty {
@@ -204,6 +182,20 @@ pub fn check_file(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
         });
     }
     Ok(())
+}
+
+/// An I/O error on `path`: `Missing` when the file is not there.
+fn read_error(path: &Path, source: std::io::Error) -> DecodeError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        DecodeError::Missing {
+            path: path.to_path_buf(),
+        }
+    } else {
+        DecodeError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 fn check_plain_file(

@@ -510,22 +510,14 @@ impl TapMkdir for PathBuf {
 /// A copy of the sample's images in `dir/images`.
 fn copy_images(dir: &Path) -> PathBuf {
     let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for e in std::fs::read_dir(sample_images()).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, images.join(p.file_name().unwrap())).unwrap();
-    }
+    copy_tree(&sample_images(), &images);
     images
 }
 
 /// A copy of the sample's annotations in `dir/annotations`.
 fn copy_annotations(dir: &Path) -> PathBuf {
     let ann = dir.join("annotations");
-    std::fs::create_dir_all(&ann).unwrap();
-    for e in std::fs::read_dir(repo().join("sample/refcocog/annotations")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, ann.join(p.file_name().unwrap())).unwrap();
-    }
+    copy_tree(&repo().join("sample/refcocog/annotations"), &ann);
     ann
 }
 
