@@ -13,6 +13,11 @@ want=$(sha256sum "$req" | cut -d' ' -f1)
 command -v python3 >/dev/null || { echo "setup: python3 is required (3.10 or newer)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \
+  && ! command -v google-chrome >/dev/null && [ -z "${REFAUG_CHROMIUM:-}" ]; then
+  echo "setup: no chromium: the gallery's browser test will be SKIPPED (Debian: apt-get install chromium)" >&2
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
 fi
