@@ -99,7 +99,7 @@ pub struct ImageData {
 
 /// One proposal: `[xmin, ymin, xmax, ymax, score, class_id, label, kept]`, `kept` = the
 /// training filter keeps the box (score and size).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ProposalData(
     pub f32,
     pub f32,
@@ -110,6 +110,14 @@ pub struct ProposalData(
     pub String,
     pub bool,
 );
+
+impl ProposalData {
+    /// Equal field by field, floats by their bits (so a NaN corner equals itself).
+    fn same(&self, other: &ProposalData) -> bool {
+        let floats = |p: &ProposalData| [p.0, p.1, p.2, p.3, p.4].map(f32::to_bits);
+        floats(self) == floats(other) && self.5 == other.5 && self.6 == other.6 && self.7 == other.7
+    }
+}
 
 /// One ref.
 #[derive(Debug, Clone, Serialize)]
@@ -177,7 +185,10 @@ impl GalleryData {
                 proposals: BTreeMap::new(),
             });
         let sets = image.proposals.entry(variant.to_string()).or_default();
-        let set = match sets.iter().position(|s| *s == proposals) {
+        let same = |a: &[ProposalData], b: &[ProposalData]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y))
+        };
+        let set = match sets.iter().position(|s| same(s, &proposals)) {
             Some(i) => i,
             None => {
                 sets.push(proposals);
@@ -222,5 +233,95 @@ impl RefData {
             sentences: row.sentences.iter().map(|s| s.raw.clone()).collect(),
             variants: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boxes::BoxXyxy;
+    use crate::write::row::Proposal;
+
+    #[test]
+    fn boxes_keep_their_float32_digits_and_non_finite_values_become_null() {
+        let proposal = |xmin: f32, score: f32| Proposal {
+            bbox: BoxXyxy {
+                xmin,
+                ymin: -3.25,
+                xmax: 700.75,
+                ymax: 40.1,
+            },
+            score,
+            class_id: 1,
+            label: "person".to_string(),
+        };
+        let row = Row {
+            ref_id: 7,
+            ann_id: 70,
+            image_id: 3,
+            file_name: "a.jpg".to_string(),
+            split: "val".to_string(),
+            category_id: 1,
+            category_name: "person".to_string(),
+            image_width: 640,
+            image_height: 480,
+            sentences: Vec::new(),
+            gt_box: BoxXyxy {
+                xmin: 0.0,
+                ymin: 0.0,
+                xmax: 10.0,
+                ymax: 10.0,
+            },
+            proposals: vec![proposal(-12.5, 0.9), proposal(f32::NAN, 0.2)],
+            proposal_iou: vec![0.0, 0.0],
+            best_index: Some(0),
+            best_iou: 0.0,
+        };
+        let mut data = GalleryData {
+            format: DATA_FORMAT,
+            title: String::new(),
+            dataset: DatasetInfo {
+                kind: "refcocog".to_string(),
+                split_by: "umd".to_string(),
+            },
+            variants: Vec::new(),
+            filter: (&ReportOptions::default()).into(),
+            selection: SelectionInfo {
+                sort: SortOrder::Worst,
+                seed: 0,
+                n: Some(1),
+                listed: false,
+                refs_in_output: 1,
+            },
+            images: BTreeMap::new(),
+            refs: vec![RefData::of(&row)],
+        };
+        data.add_row(
+            "detr",
+            &row,
+            0,
+            "thumbnails/3.jpg".to_string(),
+            &ReportOptions::default(),
+        );
+        // A second ref of the image with the same proposals shares their set.
+        data.refs.push(RefData::of(&row));
+        data.add_row(
+            "detr",
+            &row,
+            1,
+            "thumbnails/3.jpg".to_string(),
+            &ReportOptions::default(),
+        );
+        let script = data.script();
+        assert!(script.starts_with("window.REFAUG_GALLERY = {"), "{script}");
+        // f32 40.1 is written "40.1" (its shortest form), not 40.099998474121094; a box
+        // reaching outside the image is kept as it is; NaN is null. The first box is 713.25 ×
+        // 43.35 px and scores 0.9 > 0.25: kept; the second scores 0.2 (and its width is NaN):
+        // dropped.
+        assert!(
+            script.contains(r#"[[[-12.5,-3.25,700.75,40.1,0.9,1,"person",true],[null,-3.25,700.75,40.1,0.2,1,"person",false]]]"#),
+            "{script}"
+        );
+        assert_eq!(data.images["3"].proposals["detr"].len(), 1);
     }
 }
