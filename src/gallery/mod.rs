@@ -246,7 +246,7 @@ pub fn make(
     options.validate()?;
     let variants = chosen_variants(out, options.variants.as_deref())?;
     let shards = chosen_shards(&variants, options.splits.as_deref())?;
-    let images = thumbs::images_dir(&options.images, &variants[0])?;
+    let images = thumbs::images_dir(&options.images, out, &variants[0])?;
 
     // Pass 1: a few numbers per ref and variant, and where each ref's row is.
     let mut summaries: BTreeMap<i64, RefSummary> = BTreeMap::new();

@@ -18,7 +18,7 @@ pub enum SortOrder {
     Worst,
     /// Most proposals first (over the variants, the most).
     MostProposals,
-    /// A random order fixed by `--seed` ([`shuffle_key`]).
+    /// A random order fixed by `--seed` (a hash of the seed and the ref_id).
     Random,
     /// Ascending ref_id.
     RefId,

@@ -3,7 +3,7 @@
 //! thumbnail per image, decoded as every run decodes it ([`crate::decode`]) and resized with
 //! Pillow's antialiased bilinear filter ([`crate::preprocess::pil::resize_bilinear`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -24,9 +24,14 @@ pub enum ImagesFrom {
     Manifest(PathBuf),
 }
 
-/// The images folder of `from`. A data manifest must describe the output's dataset: the same
+/// The images folder of `from`, for the output `out` (whose first variant is `variant`). A data
+/// manifest must describe the output's dataset: the same
 /// kind and split_by, and an `instances.json` with the sha256 the output records.
-pub fn images_dir(from: &ImagesFrom, variant: &OutputVariant) -> Result<PathBuf, GalleryError> {
+pub fn images_dir(
+    from: &ImagesFrom,
+    out: &Path,
+    variant: &OutputVariant,
+) -> Result<PathBuf, GalleryError> {
     let manifest_path = match from {
         ImagesFrom::Dir(dir) if dir.is_dir() => return Ok(dir.clone()),
         ImagesFrom::Dir(dir) => {
@@ -41,7 +46,7 @@ pub fn images_dir(from: &ImagesFrom, variant: &OutputVariant) -> Result<PathBuf,
         return Err(GalleryError::Images(format!(
             "no data manifest at {} to find the images of {} by; pass --images DIR or --manifest M",
             manifest_path.display(),
-            variant.dir.display()
+            out.display()
         )));
     }
     let source = Manifest::load_dataset_only(manifest_path)?;
@@ -52,7 +57,7 @@ pub fn images_dir(from: &ImagesFrom, variant: &OutputVariant) -> Result<PathBuf,
         GalleryError::Images(format!(
             "{} describes another dataset than {}: {what}; pass --images DIR for the output's images",
             manifest_path.display(),
-            variant.dir.display()
+            out.display()
         ))
     };
     if kind.as_str() != Some(output.dataset_kind.as_str())
