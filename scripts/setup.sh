@@ -13,6 +13,21 @@ want=$(sha256sum "$req" | cut -d' ' -f1)
 command -v python3 >/dev/null || { echo "setup: python3 is required (3.10 or newer)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
+# The gallery's browser test drives a headless Chromium: Debian's package, installed here when we
+# may (root with apt-get, as in CI); elsewhere the test says loudly that it skipped.
+have_browser() {
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+    || command -v google-chrome >/dev/null || [ -n "${REFAUG_CHROMIUM:-}" ]
+}
+if ! have_browser && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing Debian's chromium for the gallery's browser test" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! have_browser; then
+  echo "setup: no chromium: the gallery's browser test will be SKIPPED (Debian: apt-get install chromium)" >&2
+fi
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
 fi

@@ -90,9 +90,18 @@ pub enum Command {
         /// The Hub repository it is meant for (`namespace/name`), for the card's examples.
         #[arg(long)]
         repo_id: Option<String>,
+        /// Add a gallery of N refs (`gallery/index.html`, see `refaug gallery`), linked from the
+        /// card.
+        #[arg(long, value_name = "N")]
+        gallery: Option<usize>,
+        #[command(flatten)]
+        images: ImagesArgs,
         #[command(flatten)]
         thresholds: ThresholdArgs,
     },
+    /// A static site to look at the proposals: per ref the image with the ground truth and each
+    /// variant's boxes, the sentences and the numbers. Opens from file://, needs no server.
+    Gallery(GalleryArgs),
     /// Export the variants in another format.
     Export {
         /// The output folder of a run.
@@ -152,6 +161,64 @@ pub struct RunArgs {
     /// is decoded alone).
     #[arg(long, default_value_t = crate::pipeline::run::DEFAULT_PIXEL_BUDGET >> 20)]
     pub pixel_budget_mpx: u64,
+}
+
+/// Where a gallery finds the output's source images.
+#[derive(Args, Debug, Clone)]
+pub struct ImagesArgs {
+    /// The folder the rows' `file_name`s are relative to [default: the data manifest's
+    /// `[dataset] images`].
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// The data manifest the output was made from (checked to be the output's dataset); used
+    /// for its images folder when --images is not given.
+    #[arg(long, default_value = "data-manifest.toml")]
+    pub manifest: PathBuf,
+}
+
+impl ImagesArgs {
+    fn images_from(&self) -> crate::gallery::thumbs::ImagesFrom {
+        use crate::gallery::thumbs::ImagesFrom;
+        match &self.images {
+            Some(dir) => ImagesFrom::Dir(dir.clone()),
+            None => ImagesFrom::Manifest(self.manifest.clone()),
+        }
+    }
+}
+
+/// `refaug gallery`'s flags: which refs, how many, in which order.
+#[derive(clap::Args, Debug)]
+pub struct GalleryArgs {
+    /// The output folder of a run.
+    pub out: PathBuf,
+    /// The site's folder [default: <OUT>/gallery]; a previous gallery there is replaced.
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+    /// How many refs to show.
+    #[arg(long, default_value_t = crate::gallery::DEFAULT_N)]
+    pub n: usize,
+    /// Show exactly these refs (comma-separated ref_ids; --n is then ignored).
+    #[arg(long, value_delimiter = ',')]
+    pub refs: Option<Vec<i64>>,
+    /// Which refs come first (and are kept by --n).
+    #[arg(long, value_enum, default_value_t = crate::gallery::select::SortOrder::default())]
+    pub sort: crate::gallery::select::SortOrder,
+    /// Seed of `--sort random`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Only these splits (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub splits: Option<Vec<String>>,
+    /// Only these variants, in this order (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Option<Vec<String>>,
+    /// Longer side of the thumbnails, pixels.
+    #[arg(long, default_value_t = crate::gallery::DEFAULT_THUMBNAIL_SIZE)]
+    pub thumbnail_size: u32,
+    #[command(flatten)]
+    pub images: ImagesArgs,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
 }
 
 /// `refaug parity`'s flags.
@@ -256,11 +323,59 @@ fn report(
     print!("{}", table.markdown());
     let dir = out_dir.unwrap_or_else(|| out.join(refaug_report::REPORT_DIR));
     let files = refaug_report::write(&report, &dir)?;
+    let gallery = out
+        .join(crate::gallery::GALLERY_DIR)
+        .join(crate::gallery::INDEX_FILE);
+    if gallery.is_file() {
+        refaug_report::link_gallery(&files.markdown, &gallery)?;
+    }
     eprintln!(
         "report written to {} ({})",
         dir.display(),
         files.markdown.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `refaug gallery`: make the site, link it from the report when there is one.
+fn gallery(args: &GalleryArgs) -> anyhow::Result<ExitCode> {
+    use crate::gallery::{self, GalleryOptions};
+    let dest = args
+        .dest
+        .clone()
+        .unwrap_or_else(|| args.out.join(gallery::GALLERY_DIR));
+    let options = GalleryOptions {
+        n: args.n,
+        refs: args.refs.clone(),
+        sort: args.sort,
+        seed: args.seed,
+        splits: args.splits.clone(),
+        variants: args.variants.clone(),
+        images: args.images.images_from(),
+        thumbnail_size: args.thumbnail_size,
+        report: args.thresholds.options(),
+    };
+    let s = gallery::make(&args.out, &dest, &options)?;
+    let index = dest.join(gallery::INDEX_FILE);
+    eprintln!(
+        "gallery: {} of {} refs, {} image(s), variants {}: {} ({:.1} MB: data {:.1} MB, thumbnails {:.1} MB)",
+        s.refs,
+        s.refs_in_output,
+        s.images,
+        s.variants.join(", "),
+        index.display(),
+        s.bytes as f64 / 1e6,
+        s.data_bytes as f64 / 1e6,
+        s.thumbnail_bytes as f64 / 1e6
+    );
+    let report_md = args
+        .out
+        .join(refaug_report::REPORT_DIR)
+        .join(refaug_report::MARKDOWN_FILE);
+    if report_md.is_file() {
+        refaug_report::link_gallery(&report_md, &index)?;
+        eprintln!("gallery: linked from {}", report_md.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -316,11 +431,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             dir,
             repo_id,
+            gallery,
+            images,
             thresholds,
         } => {
             let options = crate::publish::PublishOptions {
                 report: thresholds.options(),
                 repo_id,
+                gallery: gallery.map(|n| crate::gallery::GalleryOptions {
+                    n,
+                    images: images.images_from(),
+                    report: thresholds.options(),
+                    ..crate::gallery::GalleryOptions::default()
+                }),
             };
             let summary = crate::publish::publish(&out, &dir, &options)?;
             eprintln!(
@@ -333,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Gallery(args) => gallery(&args),
         Command::Export { out, format, dest } => {
             let dest = dest.unwrap_or_else(|| out.join(crate::export::EXPORT_DIR));
             let format = match format {

@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod export;
+pub mod gallery;
 pub mod manifest;
 pub mod parity;
 pub mod pipeline;

@@ -99,7 +99,7 @@ impl Default for RunDefaults {
 const RESERVED_NAMES: &[&str] = &[
     crate::report::REPORT_DIR,
     crate::export::EXPORT_DIR,
-    "gallery",
+    crate::gallery::GALLERY_DIR,
 ];
 
 /// Why a manifest is not usable. Every message names the manifest file.

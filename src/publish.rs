@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
 
+use crate::gallery::{self, GalleryError, GalleryOptions, GallerySummary};
 use crate::report::{self, OutputVariant, Report, ReportError, ReportOptions, find_variants};
 use crate::write::schema::{self, ColumnSpec, ColumnType};
 
@@ -31,6 +32,9 @@ pub struct PublishOptions {
     /// The Hub repository the folder is meant for (`namespace/name`), used in the card's
     /// loading examples and the Croissant `url`; a placeholder when absent.
     pub repo_id: Option<String>,
+    /// Add a gallery (`gallery/`, see [`crate::gallery`]) linked from the card; its training
+    /// filter is `report`'s.
+    pub gallery: Option<GalleryOptions>,
 }
 
 /// Errors of publishing; each names its file.
@@ -57,6 +61,8 @@ pub enum PublishError {
          (and not contain it), or each would pick up the other's files"
     )]
     Overlaps { out: PathBuf, dest: PathBuf },
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
 }
 
 /// `path` made absolute with its links resolved as far as it exists (the destination usually
@@ -229,7 +235,21 @@ pub fn publish(
         let path = dest.join(name);
         fs_err::write(&path, text).map_err(io_error(&path))
     };
-    write(CARD_FILE, &dataset_card(&published, &report, options))?;
+    let gallery = match &options.gallery {
+        Some(g) => Some(gallery::make(
+            out,
+            &dest.join(gallery::GALLERY_DIR),
+            &GalleryOptions {
+                report: options.report.clone(),
+                ..g.clone()
+            },
+        )?),
+        None => None,
+    };
+    write(
+        CARD_FILE,
+        &dataset_card(&published, &report, options, gallery.as_ref()),
+    )?;
     write(LICENSE_FILE, &license_text(&published))?;
     let mut croissant_text = serde_json::to_string_pretty(&croissant(&published, options))
         .expect("JSON values serialise");
@@ -689,6 +709,7 @@ pub fn dataset_card(
     variants: &[PublishedVariant],
     report: &Report,
     options: &PublishOptions,
+    gallery: Option<&GallerySummary>,
 ) -> String {
     let mut md = String::new();
     md.push_str("---\n");
@@ -801,6 +822,25 @@ pub fn dataset_card(
         md,
         "\n![Recall vs IoU threshold]({RECALL_PNG})\n\n![Proposals per ref]({HISTOGRAM_PNG})\n"
     );
+    if let Some(g) = gallery {
+        let _ = writeln!(
+            md,
+            "## Gallery\n\n\
+             [`{dir}/{index}`]({dir}/{index}) shows {refs} of the {total} refs (chosen with \
+             `refaug gallery --sort {sort}`) with every configuration's boxes over the image, the \
+             sentences and the numbers above. It is a static page: open it from a local copy of \
+             this folder (the Hub lists it as a file, it does not serve it). `{dir}/{thumbs}/` \
+             holds downsized copies of the {images} images it shows; unlike the annotations they \
+             stay under their own Flickr licenses (COCO `instances.json` `licenses`).\n",
+            dir = gallery::GALLERY_DIR,
+            index = gallery::INDEX_FILE,
+            thumbs = gallery::THUMBNAIL_DIR,
+            refs = g.refs,
+            total = g.refs_in_output,
+            sort = g.sort,
+            images = g.images,
+        );
+    }
 
     let repo = repo_id(options);
     let config = first.map_or("<config>", |v| v.variant.name.as_str());

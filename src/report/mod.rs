@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::write::manifest::{MANIFEST_FILE, VariantManifest};
-use crate::write::row::Row;
+use crate::write::row::{Proposal, Row};
 use crate::write::shard::{ShardError, read_rows};
 
 use self::table::Table;
@@ -251,18 +251,23 @@ pub fn find_variants(out: &Path) -> Result<Vec<OutputVariant>, ReportError> {
     Ok(variants)
 }
 
+/// Whether the research's training code keeps this proposal: confidence above `train_conf`,
+/// width and height above `min_size` (see the module documentation).
+pub fn kept_for_training(proposal: &Proposal, options: &ReportOptions) -> bool {
+    let b = proposal.bbox;
+    let width = f64::from(b.xmax) - f64::from(b.xmin);
+    let height = f64::from(b.ymax) - f64::from(b.ymin);
+    proposal.score > options.train_conf as f32
+        && width > options.min_size
+        && height > options.min_size
+}
+
 /// Whether the research's training code keeps this ref (see the module documentation).
 pub fn usable_for_training(row: &Row, options: &ReportOptions) -> bool {
     let mut remaining = 0usize;
     let mut best = f32::NEG_INFINITY;
     for (proposal, &iou) in row.proposals.iter().zip(&row.proposal_iou) {
-        let b = proposal.bbox;
-        let width = f64::from(b.xmax) - f64::from(b.xmin);
-        let height = f64::from(b.ymax) - f64::from(b.ymin);
-        if proposal.score > options.train_conf as f32
-            && width > options.min_size
-            && height > options.min_size
-        {
+        if kept_for_training(proposal, options) {
             remaining += 1;
             best = best.max(iou);
         }
@@ -739,4 +744,62 @@ pub fn write(report: &Report, dir: &Path) -> Result<ReportFiles, ReportError> {
         ]),
     )?;
     Ok(files)
+}
+
+/// The heading of the gallery section [`link_gallery`] adds to `report.md`.
+const GALLERY_HEADING: &str = "## Gallery";
+
+/// Point `report.md` at a gallery (`refaug gallery`): add, or replace, a "Gallery" section that
+/// links `gallery_index` relative to the report's folder. Called by `refaug report` when a
+/// gallery exists and by `refaug gallery` when a report exists, so the link is there whichever
+/// is made first. The file is replaced atomically.
+pub fn link_gallery(markdown: &Path, gallery_index: &Path) -> Result<(), ReportError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    let text = fs_err::read_to_string(markdown).map_err(io(markdown))?;
+    let from = markdown
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let link = relative_link(&from, gallery_index).map_err(io(gallery_index))?;
+    let section = format!(
+        "{GALLERY_HEADING}\n\n[Browse the refs, their sentences and every variant's boxes](<{link}>) \
+         (a static page: open it in a browser, no server needed).\n"
+    );
+    // Replace an earlier gallery section (up to the next heading of its level), else append.
+    let updated = match text.find(&format!("\n{GALLERY_HEADING}\n")) {
+        Some(start) => {
+            let body = start + 1;
+            let end = text[body + GALLERY_HEADING.len()..]
+                .find("\n## ")
+                .map_or(text.len(), |i| body + GALLERY_HEADING.len() + i + 1);
+            format!("{}{section}{}", &text[..body], &text[end..])
+        }
+        None => format!(
+            "{}\n{section}",
+            text.trim_end_matches('\n').to_string() + "\n"
+        ),
+    };
+    let temp = from.join(format!(".{MARKDOWN_FILE}.tmp"));
+    fs_err::write(&temp, updated).map_err(io(&temp))?;
+    fs_err::rename(&temp, markdown).map_err(io(markdown))
+}
+
+/// The `/`-separated path of `to` relative to the folder `from` (both must exist).
+fn relative_link(from: &Path, to: &Path) -> std::io::Result<String> {
+    let from = fs_err::canonicalize(from)?;
+    let to = fs_err::canonicalize(to)?;
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from.components().count() - common];
+    parts.extend(
+        to.components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    Ok(parts.join("/"))
 }
