@@ -728,9 +728,8 @@ fn detections_are_clipped_as_the_library_clips_and_sorted() {
 
 #[test]
 fn rectangular_conventions_need_dynamic_height_and_width() {
-    // The fixed-size yolov5 model of the error tests has a dynamic H/W too; a spec that gives the
-    // autoshape convention to the torchvision-shaped input is refused at the spec level instead:
-    // so check the message on a model whose input is declared [1, 3, 64, 64].
+    // A static export (input declared [batch, 3, 64, 64]) cannot take a stride rectangle per
+    // image: refused at load, naming the convention.
     let dir = tempfile::tempdir().unwrap();
     let s = temp_spec(
         &dir,

@@ -114,29 +114,17 @@ impl InputRecipe {
     pub fn for_fingerprint(fp: &Fingerprint) -> Option<InputRecipe> {
         let name = fp.detector.as_str();
         if name.starts_with("yolo") {
-            // `reference/README.md`: the wrappers' target is imgsz / size 640, stride 32; the
+            // `reference/README.md`: the wrappers' target is imgsz / size 640 (stride 32); the
             // fixed convention's is the input size the reference fed, [1, 3, H, W].
-            let rect = |shape| {
-                Some(InputRecipe::Letterbox(Letterbox {
-                    width: 640,
-                    height: 640,
-                    shape,
-                    stride: 32,
-                    pad: 114,
-                }))
+            let (width, height, shape) = match (fp.processor.as_deref(), fp.input_shape.as_slice())
+            {
+                (Some("autoshape"), _) => (640, 640, LetterboxShape::AutoShape),
+                (Some("predict"), _) => (640, 640, LetterboxShape::MinRect),
+                (None, [1, 3, h, w]) => (*w as u32, *h as u32, LetterboxShape::Fixed),
+                _ => return None,
             };
-            match (fp.processor.as_deref(), fp.input_shape.as_slice()) {
-                (Some("autoshape"), _) => rect(LetterboxShape::AutoShape),
-                (Some("predict"), _) => rect(LetterboxShape::MinRect),
-                (None, [1, 3, h, w]) => Some(InputRecipe::Letterbox(Letterbox {
-                    width: *w as u32,
-                    height: *h as u32,
-                    shape: LetterboxShape::Fixed,
-                    stride: 32,
-                    pad: 114,
-                })),
-                _ => None,
-            }
+            let letterbox = Letterbox::with_defaults(width, height, shape);
+            Some(InputRecipe::Letterbox(letterbox))
         } else if name.starts_with("fasterrcnn") {
             Some(InputRecipe::UnitChw)
         } else if name.starts_with("detr") {
@@ -419,13 +407,9 @@ mod tests {
     #[test]
     fn recipes_by_family() {
         let letterbox = |shape| {
-            Some(InputRecipe::Letterbox(Letterbox {
-                width: 640,
-                height: 640,
-                shape,
-                stride: 32,
-                pad: 114,
-            }))
+            Some(InputRecipe::Letterbox(Letterbox::with_defaults(
+                640, 640, shape,
+            )))
         };
         let y = fingerprint("yolov8n-cal", None, vec![1, 3, 640, 640]);
         assert_eq!(

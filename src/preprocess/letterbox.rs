@@ -46,6 +46,17 @@ pub struct Letterbox {
 }
 
 impl Letterbox {
+    /// A `width × height` letterbox with both libraries' defaults: stride 32, grey 114.
+    pub fn with_defaults(width: u32, height: u32, shape: LetterboxShape) -> Letterbox {
+        Letterbox {
+            width,
+            height,
+            shape,
+            stride: 32,
+            pad: 114,
+        }
+    }
+
     /// Where an `orig_w × orig_h` image goes in its model input.
     pub fn geometry(&self, orig_w: u32, orig_h: u32) -> LetterboxGeometry {
         match self.shape {
