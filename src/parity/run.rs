@@ -681,6 +681,23 @@ mod tests {
         assert_eq!(n, 9);
     }
 
+    /// The fingerprints' `processor` as the reference writes it: the DETR processor, the YOLO
+    /// wrapper convention, null for the fixed letterbox and torchvision.
+    #[test]
+    fn processor_names_follow_the_reference() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
+        for (spec, want) in [
+            ("shared-yolov5n-cal@autoshape.toml", Some("autoshape")),
+            ("shared-yolov8n-cal@predict.toml", Some("predict")),
+            ("shared-yolov8n-cal.toml", None),
+            ("shared-detr-resnet18-cal@pil.toml", Some("pil")),
+            ("fixture-torchvision.toml", None),
+        ] {
+            let s = DetectorSpec::from_file(&dir.join(spec)).unwrap();
+            assert_eq!(processor_name(&s).as_deref(), want, "{spec}");
+        }
+    }
+
     #[test]
     fn a_detector_passes_only_when_every_stage_ran_and_reached_the_rate() {
         let stage = |matched, total, skipped| StageReport {
