@@ -209,6 +209,8 @@ fn run_options(threads: usize) -> RunOptions {
         threads,
         images_per_shard: 100,
         force: true,
+        image_limits: refaug::decode::Limits::default(),
+        pixel_budget: refaug::pipeline::run::DEFAULT_PIXEL_BUDGET,
     }
 }
 

@@ -29,6 +29,13 @@ pub enum Command {
         /// Print a JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Decode every image (as a run would) instead of checking the files' metadata: finds
+        /// truncated and corrupt images and sizes that differ from instances.json.
+        #[arg(long)]
+        deep: bool,
+        /// Image files larger than this many bytes are problems.
+        #[arg(long, default_value_t = crate::decode::DEFAULT_MAX_FILE_BYTES)]
+        max_image_bytes: u64,
     },
     /// Run the job of a data manifest: every image once through every variant's detector, one
     /// Parquet dataset per variant. Resumes an interrupted run. Exit 0 done, 1 some images failed
@@ -138,6 +145,13 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Refuse image files larger than this many bytes before reading them.
+    #[arg(long, default_value_t = crate::decode::DEFAULT_MAX_FILE_BYTES)]
+    pub max_image_bytes: u64,
+    /// Decoded pixels the decode pool may hold at once, in millions (an image larger than this
+    /// is decoded alone).
+    #[arg(long, default_value_t = crate::pipeline::run::DEFAULT_PIXEL_BUDGET >> 20)]
+    pub pixel_budget_mpx: u64,
 }
 
 /// `refaug parity`'s flags.
@@ -268,7 +282,22 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Inspect { manifest, json } => inspect(&manifest, json),
+        Command::Inspect {
+            manifest,
+            json,
+            deep,
+            max_image_bytes,
+        } => {
+            let how = if deep {
+                crate::dataset::ImageCheck::Decode
+            } else {
+                crate::dataset::ImageCheck::Metadata
+            };
+            let limits = crate::decode::Limits {
+                max_file_bytes: max_image_bytes,
+            };
+            inspect(&manifest, json, how, &limits)
+        }
         Command::Run(args) => run_job(args),
         Command::Validate { out } => validate(&out),
         Command::Merge { out } => merge(&out),
@@ -328,14 +357,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn inspect(manifest: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+fn inspect(
+    manifest: &std::path::Path,
+    json: bool,
+    how: crate::dataset::ImageCheck,
+    limits: &crate::decode::Limits,
+) -> anyhow::Result<ExitCode> {
     let source = crate::manifest::Manifest::load_dataset_only(manifest)?;
     eprintln!(
         "reading {} and {}",
         source.instances_path().display(),
         source.refs_path().display()
     );
-    let report = crate::dataset::InspectReport::run(&source)?;
+    let report = crate::dataset::InspectReport::run(&source, how, limits)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -366,16 +400,23 @@ fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.parse()?,
         None => manifest.run.device,
     };
+    let batch_size = args.batch_size.unwrap_or(manifest.run.batch_size);
+    let threads = args.threads.unwrap_or(manifest.run.threads);
+    check_run_numbers(batch_size, threads, args.limit, args.pixel_budget_mpx)?;
     let opts = RunOptions {
         splits: args.splits.clone(),
         variants: args.variants.clone(),
         limit: args.limit,
         worker,
         device,
-        batch_size: args.batch_size.unwrap_or(manifest.run.batch_size).max(1),
-        threads: args.threads.unwrap_or(manifest.run.threads),
+        batch_size,
+        threads,
         images_per_shard: manifest.output.images_per_shard,
         force: args.force,
+        image_limits: crate::decode::Limits {
+            max_file_bytes: args.max_image_bytes,
+        },
+        pixel_budget: args.pixel_budget_mpx << 20,
     };
     let reporter = crate::progress::reporter(args.quiet);
     let summary = run(&manifest, &opts, reporter.as_ref())?;
@@ -385,8 +426,16 @@ fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(v, n)| format!("{v} {n}"))
         .collect();
+    let retried = if summary.units_retried > 0 {
+        format!(
+            ", {} redone to retry {} image(s) that had failed",
+            summary.units_retried, summary.images_retried
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "run: {} images in {} new shard(s) ({} already committed); rows written: {}",
+        "run: {} images in {} new shard(s) ({} already committed{retried}); rows written: {}",
         summary.images,
         summary.units_written,
         summary.units_resumed,
@@ -417,6 +466,35 @@ fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// The run's numbers that have no meaning at 0 or would only exhaust the machine.
+fn check_run_numbers(
+    batch_size: usize,
+    threads: usize,
+    limit: Option<usize>,
+    pixel_budget_mpx: u64,
+) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if batch_size == 0 {
+        anyhow::bail!("--batch-size (or [run] batch_size) must be at least 1");
+    }
+    if threads > MAX_THREADS_PER_CORE * cores {
+        anyhow::bail!(
+            "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core ({cores} cores): \
+             ONNX Runtime would start that many threads per session; use 0 for all cores"
+        );
+    }
+    if limit == Some(0) {
+        anyhow::bail!("--limit 0 selects no image; leave --limit out to take every image");
+    }
+    if pixel_budget_mpx == 0 {
+        anyhow::bail!("--pixel-budget-mpx must be at least 1");
+    }
+    Ok(())
+}
+
+/// More threads than this per core only add switching (and each session starts its own).
+const MAX_THREADS_PER_CORE: usize = 8;
 
 fn validate(out: &std::path::Path) -> anyhow::Result<ExitCode> {
     let report = crate::validate::validate_output(out)?;

@@ -39,6 +39,26 @@ pub const MAX_SIDE: u32 = 65535;
 /// The largest pixel count accepted (2^28 ≈ 268 M pixels, ≈ 805 MB of RGB).
 pub const MAX_PIXELS: u64 = 1 << 28;
 
+/// The default largest image file read, in bytes. The largest COCO JPEG is under 1 MB and a
+/// high-quality JPEG takes about 1 byte per pixel, so 64 MiB holds a ~64-megapixel photo; a
+/// larger file named `.jpg` is far more likely a mistake (or a sparse file) than an image.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// What one image file may cost before a pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Files larger than this are refused before they are read.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
+
 /// Why an image file could not be decoded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -46,11 +66,37 @@ pub enum DecodeError {
     #[error("{path}: image file not found")]
     Missing { path: PathBuf },
     /// The file exists but could not be read.
-    #[error("{path}: cannot read image file")]
+    #[error("{path}: cannot read image file: {source}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// Not a regular file (a folder, a FIFO, a device such as `/dev/zero`, a socket): reading it
+    /// could block forever or never end.
+    #[error("{path}: not a regular file ({kind}); an image must be a plain file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// Larger than [`Limits::max_file_bytes`]; refused before reading.
+    #[error(
+        "{path}: image file is {bytes} bytes, over the limit of {limit} bytes \
+         (raise it with --max-image-bytes if the file is real)"
+    )]
+    FileTooLarge {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+    },
+    /// The header's dimensions differ from the ones the annotations give; found before decoding.
+    #[error(
+        "{path}: the image is {width}×{height} but the annotations say \
+         {expected_width}×{expected_height}"
+    )]
+    WrongSize {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        expected_width: u32,
+        expected_height: u32,
     },
     /// The file has zero bytes.
     #[error("{path}: image file is empty (0 bytes)")]
@@ -79,23 +125,125 @@ pub enum DecodeError {
 
 /// Read and decode one image file to RGB, exactly as Pillow 13.0's `Image.open(path).convert("RGB")`.
 pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
-    let bytes = fs_err::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DecodeError::Missing {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DecodeError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
+    decode_bytes(&read_file(path, &Limits::default())?, path)
+}
+
+/// [`decode_file`] for an image whose size is known (instances.json): a file whose header says
+/// otherwise is refused before its pixels are allocated.
+pub fn decode_file_expecting(
+    path: &Path,
+    (width, height): (u32, u32),
+    limits: &Limits,
+) -> Result<RgbImage, DecodeError> {
+    let bytes = read_file(path, limits)?;
+    decode_with(&bytes, path, Some((width, height)))
+}
+
+/// Reads an image file's bytes, refusing what is no plain file or larger than the limit before
+/// reading. The file is opened non-blocking, so a FIFO put in place after the check cannot hang
+/// the open, and its type and size are checked again on the open handle.
+pub fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_error = |source| read_error(path, source);
+    // stat (following links) never blocks, whatever the file is.
+    check_plain_file(path, &std::fs::metadata(path).map_err(read_error)?, limits)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    check_plain_file(path, &meta, limits)?;
+    // The file may still grow while it is read: never read past the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file)
+        .take(limits.max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(DecodeError::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    Ok(bytes)
+}
+
+/// What [`read_file`] checks before reading, without reading: the file is there, a plain file,
+/// not empty and not over the limit (`refaug inspect`'s quick check).
+pub fn check_file(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
+    let meta = std::fs::metadata(path).map_err(|source| read_error(path, source))?;
+    check_plain_file(path, &meta, limits)?;
+    if meta.len() == 0 {
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// An I/O error on `path`: `Missing` when the file is not there.
+fn read_error(path: &Path, source: std::io::Error) -> DecodeError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        DecodeError::Missing {
+            path: path.to_path_buf(),
         }
-    })?;
-    decode_bytes(&bytes, path)
+    } else {
+        DecodeError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn check_plain_file(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a folder"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(DecodeError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    if meta.len() > limits.max_file_bytes {
+        return Err(DecodeError::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            limit: limits.max_file_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// Decode an image held in memory; `path` only names it in errors.
 pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbImage, DecodeError> {
+    decode_with(bytes, path, None)
+}
+
+fn decode_with(
+    bytes: &[u8],
+    path: &Path,
+    expected: Option<(u32, u32)>,
+) -> Result<RgbImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty {
             path: path.to_path_buf(),
@@ -103,9 +251,9 @@ pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<RgbImage, DecodeError> 
     }
     // The JPEG SOI marker followed by any marker: what Pillow's `_accept` checks (`\xFF\xD8\xFF`).
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        decode_jpeg(bytes).map_err(|e| e.at(path))
+        decode_jpeg(bytes, expected).map_err(|e| e.at(path))
     } else {
-        decode_other(bytes, path)
+        decode_other(bytes, path, expected)
     }
 }
 
@@ -116,6 +264,7 @@ enum Failure {
     Corrupt(String),
     Unsupported(String),
     TooLarge(u32, u32),
+    WrongSize((u32, u32), (u32, u32)),
 }
 
 impl Failure {
@@ -130,11 +279,27 @@ impl Failure {
                 width,
                 height,
             },
+            Failure::WrongSize((width, height), (expected_width, expected_height)) => {
+                DecodeError::WrongSize {
+                    path,
+                    width,
+                    height,
+                    expected_width,
+                    expected_height,
+                }
+            }
         }
     }
 }
 
-fn check_dimensions(width: u32, height: u32) -> Result<(), Failure> {
+/// The header's dimensions against the limits and, when known, the annotations' — before any
+/// pixel buffer is allocated.
+fn check_dimensions(width: u32, height: u32, expected: Option<(u32, u32)>) -> Result<(), Failure> {
+    if let Some(e) = expected
+        && e != (width, height)
+    {
+        return Err(Failure::WrongSize((width, height), e));
+    }
     if width > MAX_SIDE || height > MAX_SIDE || width as u64 * height as u64 > MAX_PIXELS {
         return Err(Failure::TooLarge(width, height));
     }
@@ -270,9 +435,11 @@ enum Layout {
     CmykInverted,
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, Failure> {
+fn decode_jpeg(bytes: &[u8], expected: Option<(u32, u32)>) -> Result<RgbImage, Failure> {
     let mut d = Decompressor::new();
-    let result = catch_unwind(AssertUnwindSafe(|| decode_jpeg_inner(&mut d, bytes)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        decode_jpeg_inner(&mut d, bytes, expected)
+    }));
     match result {
         Ok(outcome) => outcome,
         // libjpeg refuses sides over 65500 itself (JERR_IMAGE_TOO_BIG) once the frame header is read.
@@ -305,7 +472,11 @@ fn abort_to_failure(payload: Box<dyn Any + Send>, (width, height): (u32, u32)) -
     }
 }
 
-fn decode_jpeg_inner(d: &mut Decompressor, bytes: &[u8]) -> Result<RgbImage, Failure> {
+fn decode_jpeg_inner(
+    d: &mut Decompressor,
+    bytes: &[u8],
+    expected: Option<(u32, u32)>,
+) -> Result<RgbImage, Failure> {
     // SAFETY (whole function): `d.cinfo` is initialised by `jpeg_create_decompress` before any
     // other call, libjpeg errors unwind out of these calls (caught by the caller, after which the
     // object is only destroyed), and `bytes` outlives the decompressor's use of it.
@@ -325,7 +496,7 @@ fn decode_jpeg_inner(d: &mut Decompressor, bytes: &[u8]) -> Result<RgbImage, Fai
     }
 
     let (width, height) = (d.cinfo.image_width, d.cinfo.image_height);
-    check_dimensions(width, height)?;
+    check_dimensions(width, height, expected)?;
     // Pillow's JpegImagePlugin.SOF refuses other layer counts before libjpeg sees them.
     let layout = match d.cinfo.num_components {
         1 => Layout::Gray,
@@ -409,7 +580,11 @@ fn cmyk2rgb(ink: u8, nk: u8) -> u8 {
 // Everything else through the `image` crate
 // ---------------------------------------------------------------------------------------------
 
-fn decode_other(bytes: &[u8], path: &Path) -> Result<RgbImage, DecodeError> {
+fn decode_other(
+    bytes: &[u8],
+    path: &Path,
+    expected: Option<(u32, u32)>,
+) -> Result<RgbImage, DecodeError> {
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Failure::Corrupt(e.to_string()).at(path))?;
@@ -419,7 +594,7 @@ fn decode_other(bytes: &[u8], path: &Path) -> Result<RgbImage, DecodeError> {
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| image_failure(e).at(path))?;
-    check_dimensions(width, height).map_err(|f| f.at(path))?;
+    check_dimensions(width, height, expected).map_err(|f| f.at(path))?;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     reader.no_limits(); // our own limit was checked above
     let decoded = reader.decode().map_err(|e| image_failure(e).at(path))?;
@@ -518,13 +693,13 @@ mod tests {
 
     #[test]
     fn dimension_limits() {
-        assert!(check_dimensions(65535, 4096).is_ok());
+        assert!(check_dimensions(65535, 4096, None).is_ok());
         assert!(matches!(
-            check_dimensions(65536, 1),
+            check_dimensions(65536, 1, None),
             Err(Failure::TooLarge(65536, 1))
         ));
         // 2^14 × 2^14 = 2^28 is the largest accepted square.
-        assert!(check_dimensions(16384, 16384).is_ok());
-        assert!(check_dimensions(16385, 16384).is_err());
+        assert!(check_dimensions(16384, 16384, None).is_ok());
+        assert!(check_dimensions(16385, 16384, None).is_err());
     }
 }

@@ -72,11 +72,7 @@ pub fn write_seed_csv(variant: &OutputVariant, path: &Path) -> Result<ExportSumm
         path: path.to_path_buf(),
         source,
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let temp = crate::write::atomic::temp_path(path);
     let result = (|| {
         let mut out = BufWriter::new(fs_err::File::create(&temp).map_err(io)?);
         writeln!(out, "{SEED_CSV_HEADER}").map_err(io)?;
@@ -142,7 +138,11 @@ pub fn export(
         path: dest.to_path_buf(),
         source,
     })?;
-    find_variants(out)?
+    let variants = find_variants(out)?;
+    for v in &variants {
+        v.verify_shards()?;
+    }
+    variants
         .iter()
         .map(|variant| match format {
             ExportFormat::SeedCsv => {

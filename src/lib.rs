@@ -28,6 +28,18 @@ pub mod report;
 pub mod validate;
 pub mod write;
 
+/// The sha256 of a file's bytes, lower-case hex, read in 1 MiB blocks (models, shards, sources).
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, &mut file),
+        &mut hasher,
+    )?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// An error with all its sources, `outer: inner: innermost`, for messages that go into a report
 /// (errors.json) rather than through the CLI's own chain printing.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

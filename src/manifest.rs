@@ -95,6 +95,13 @@ impl Default for RunDefaults {
     }
 }
 
+/// Folders that other commands write inside an output folder, so no variant may be named so.
+const RESERVED_NAMES: &[&str] = &[
+    crate::report::REPORT_DIR,
+    crate::export::EXPORT_DIR,
+    "gallery",
+];
+
 /// Why a manifest is not usable. Every message names the manifest file.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -207,6 +214,14 @@ impl Manifest {
                     format!("variant[{i}].name"),
                     &v.name,
                     "must match [a-z0-9_-]+",
+                ));
+            }
+            if RESERVED_NAMES.contains(&v.name.as_str()) {
+                return Err(invalid(
+                    path,
+                    format!("variant[{i}].name"),
+                    &v.name,
+                    "names a folder refaug writes beside the variants (report, export, gallery); choose another",
                 ));
             }
             if variants.iter().any(|seen| seen.name == v.name) {

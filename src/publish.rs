@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::report::{self, OutputVariant, Report, ReportError, ReportOptions, find_variants};
 use crate::write::schema::{self, ColumnSpec, ColumnType};
@@ -53,6 +52,31 @@ pub enum PublishError {
     },
     #[error("{path}: the destination exists and is not empty")]
     NotEmpty { path: PathBuf },
+    #[error(
+        "{dest} and the output {out} overlap: the published folder must lie outside the output \
+         (and not contain it), or each would pick up the other's files"
+    )]
+    Overlaps { out: PathBuf, dest: PathBuf },
+}
+
+/// `path` made absolute with its links resolved as far as it exists (the destination usually
+/// does not exist yet: its nearest existing ancestor is resolved and the rest appended).
+fn absolute(path: &Path) -> Result<PathBuf, PublishError> {
+    let path = std::path::absolute(path).map_err(io_error(path))?;
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = fs_err::canonicalize(existing).map_err(io_error(existing))?;
+    resolved.extend(rest.iter().rev());
+    Ok(resolved)
 }
 
 /// What one published split is.
@@ -141,6 +165,16 @@ pub fn publish(
     options: &PublishOptions,
 ) -> Result<PublishSummary, PublishError> {
     let variants = find_variants(out)?;
+    let (out_abs, dest_abs) = (absolute(out)?, absolute(dest)?);
+    if dest_abs.starts_with(&out_abs) || out_abs.starts_with(&dest_abs) {
+        return Err(PublishError::Overlaps {
+            out: out.to_path_buf(),
+            dest: dest.to_path_buf(),
+        });
+    }
+    for v in &variants {
+        v.verify_shards()?;
+    }
     let report = report::compute(out, &options.report)?;
     if dest.exists() {
         let mut entries = fs_err::read_dir(dest).map_err(io_error(dest))?;
@@ -208,7 +242,7 @@ pub fn publish(
     let mut sums = String::new();
     for file in &files {
         let path = dest.join(file);
-        let hash = sha256_file(&path)?;
+        let hash = crate::sha256_file(&path).map_err(io_error(&path))?;
         // Two spaces: sha256sum's text mode, which `sha256sum -c` reads.
         let _ = writeln!(sums, "{hash}  {file}");
     }
@@ -227,13 +261,6 @@ pub fn publish(
 /// The report charts copied into the published folder.
 pub const RECALL_PNG: &str = "recall_vs_iou.png";
 pub const HISTOGRAM_PNG: &str = "proposals_per_ref.png";
-
-fn sha256_file(path: &Path) -> Result<String, PublishError> {
-    let mut file = fs_err::File::open(path).map_err(io_error(path))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
-    Ok(hex::encode(hasher.finalize()))
-}
 
 /// Every file under `dir`, as `/`-separated paths relative to it.
 fn list_files(dir: &Path) -> Result<Vec<String>, PublishError> {

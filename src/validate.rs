@@ -48,10 +48,24 @@ pub fn validate_output(root: &Path) -> Result<ValidationReport, JournalError> {
             }
         },
         Err(_) => {
+            let records = journal::committed_units(root)?;
+            let (wanted, missing) = merge::uncommitted(&plan, &records);
+            let hint = if missing.is_empty() {
+                format!(
+                    "every unit is committed: run `refaug merge {}`",
+                    root.display()
+                )
+            } else {
+                format!(
+                    "{} of {} units are not written yet: run `refaug run` again (every --shard \
+                     worker) to finish it",
+                    missing.len(),
+                    wanted.len()
+                )
+            };
             report.problems.push(format!(
-                "{}: missing (the output is not complete: run `refaug merge {}`)",
-                errors_path.display(),
-                root.display()
+                "{}: missing (the output is not complete; {hint})",
+                errors_path.display()
             ));
             None
         }

@@ -412,7 +412,14 @@ fn sample_reads_as_expected() {
         sample_dir().join("annotations/refs(umd).p")
     );
 
-    assert_eq!(dataset::check_images(&d), vec![]);
+    assert_eq!(
+        dataset::check_images(
+            &d,
+            dataset::ImageCheck::Metadata,
+            &refaug::decode::Limits::default()
+        ),
+        vec![]
+    );
 }
 
 #[test]
@@ -700,7 +707,11 @@ fn absent_image_file_is_a_non_fatal_problem() {
         .join(victim["file_name"].as_str().unwrap());
     std::fs::remove_file(&path).unwrap();
     let d = dataset::load(&umd(tmp.path())).unwrap();
-    let problems = dataset::check_images(&d);
+    let problems = dataset::check_images(
+        &d,
+        dataset::ImageCheck::Metadata,
+        &refaug::decode::Limits::default(),
+    );
     assert_eq!(
         problems,
         vec![Problem::MissingImageFile {
@@ -727,7 +738,11 @@ fn image_file_that_is_a_folder_is_unreadable() {
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
     let d = dataset::load(&umd(tmp.path())).unwrap();
-    let problems = dataset::check_images(&d);
+    let problems = dataset::check_images(
+        &d,
+        dataset::ImageCheck::Metadata,
+        &refaug::decode::Limits::default(),
+    );
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].kind(), ProblemKind::UnreadableImageFile);
 }
@@ -1280,4 +1295,177 @@ fn sent_ids_differing_from_the_sentences_are_named() {
         "{}",
         problems[0]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile pickles that are data, not code (issue 11): nesting, huge integers, shared objects.
+
+/// Writes `bytes` as the sample's refs pickle and returns the refusal message of loading it.
+fn refused_pickle(bytes: &[u8]) -> String {
+    let tmp = sample_copy();
+    std::fs::write(tmp.path().join("annotations/refs(umd).p"), bytes).unwrap();
+    let err = dataset::load(&umd(tmp.path())).unwrap_err();
+    assert!(
+        matches!(err, DatasetError::PickleNotData { .. }),
+        "expected a refusal, got: {err}"
+    );
+    err.to_string()
+}
+
+/// `[[[…]]]` nested `depth` lists deep: PROTO 2, `depth` × EMPTY_LIST, `depth − 1` × APPEND, STOP.
+fn nested_lists(depth: usize) -> Vec<u8> {
+    let mut p = b"\x80\x02".to_vec();
+    p.extend(std::iter::repeat_n(b']', depth));
+    p.extend(std::iter::repeat_n(b'a', depth - 1));
+    p.push(b'.');
+    p
+}
+
+#[test]
+fn pickle_nested_10000_levels_is_refused_before_decoding() {
+    // 20 KB; decoding it overflowed the stack (exit 134) before the depth limit.
+    let msg = refused_pickle(&nested_lists(10_000));
+    assert!(msg.contains("more than 100 levels deep"), "{msg}");
+    assert!(msg.contains("refs(umd).p"), "{msg}");
+    // The limit is a limit, not a ban on nesting: 100 levels are data (of the wrong shape).
+    let tmp = sample_copy();
+    std::fs::write(
+        tmp.path().join("annotations/refs(umd).p"),
+        nested_lists(100),
+    )
+    .unwrap();
+    let err = dataset::load(&umd(tmp.path())).unwrap_err();
+    assert!(
+        !matches!(err, DatasetError::PickleNotData { .. }),
+        "100 levels must pass the check: {err}"
+    );
+}
+
+#[test]
+fn pickle_nested_10000_levels_through_inspect_exits_2_not_a_crash() {
+    let tmp = sample_copy();
+    std::fs::write(
+        tmp.path().join("annotations/refs(umd).p"),
+        nested_lists(10_000),
+    )
+    .unwrap();
+    let manifest = write_manifest(tmp.path(), tmp.path());
+    let (code, _, stderr) = inspect(&["--manifest", manifest.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("levels deep"), "{stderr}");
+}
+
+#[test]
+fn pickle_with_a_huge_integer_is_refused_by_its_length() {
+    // LONG4 with a 5 MB integer, and a 5-million-digit text LONG: parsing either is quadratic.
+    let mut long4 = b"\x80\x02\x8b".to_vec();
+    long4.extend(5_000_000u32.to_le_bytes());
+    long4.extend(std::iter::repeat_n(0x7fu8, 5_000_000));
+    long4.push(b'.');
+    let msg = refused_pickle(&long4);
+    assert!(msg.contains("integer of 5000000 bytes"), "{msg}");
+
+    let mut text = b"L".to_vec();
+    text.extend(std::iter::repeat_n(b'9', 5_000_000));
+    text.extend(b"L\n.");
+    let msg = refused_pickle(&text);
+    assert!(
+        msg.contains("integer written in 5000001 characters"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn pickle_that_grows_a_shared_list_after_fetching_it_is_refused() {
+    // a = []; memo[0] = a; then GET 0 and APPEND into it: the one way to nest deeper than the
+    // stack shows, which no pickler writes for data.
+    let p = b"\x80\x02]q\x00h\x00K\x01a.";
+    let msg = refused_pickle(p);
+    assert!(msg.contains("fetched back from the memo"), "{msg}");
+}
+
+#[test]
+fn pickle_stack_underflow_is_refused() {
+    let msg = refused_pickle(b"\x80\x02a.");
+    assert!(msg.contains("empty stack"), "{msg}");
+}
+
+#[test]
+fn inspect_deep_decodes_and_finds_what_the_quick_check_cannot() {
+    let tmp = sample_copy();
+    let exp = expected();
+    let name = |i: usize| {
+        exp["images_in_order"][i]["file_name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (truncated, empty) = (name(0), name(3));
+    let path = tmp.path().join("images").join(&truncated);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(tmp.path().join("images").join(&empty), b"").unwrap();
+    let manifest = write_manifest(tmp.path(), tmp.path());
+    let manifest = manifest.to_str().unwrap();
+
+    // The quick check (metadata only) finds the empty file, not the truncated one.
+    let (code, stdout, _) = inspect(&["--manifest", manifest], tmp.path());
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(&empty) && stdout.contains("empty (0 bytes)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&truncated), "{stdout}");
+
+    // --deep decodes every image as a run would.
+    let (code, stdout, _) = inspect(&["--manifest", manifest, "--deep"], tmp.path());
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(&empty), "{stdout}");
+    assert!(
+        stdout.contains(&truncated) && stdout.contains("truncated"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn pickles_written_by_cpython_at_protocols_0_2_4_and_with_shared_tokens_read_as_python_reads_them()
+{
+    // tools/make_pickle_fixtures.py: the sample's refs re-pickled by CPython, and the same with
+    // each ref's sentences sharing one tokens list (a memo reference serde-pickle refused);
+    // expected.json is what Python's own pickle.load reads from each file.
+    let dir = repo_path("tests/data/pickles");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    for (name, want) in expected.as_object().unwrap() {
+        let tmp = sample_copy();
+        std::fs::copy(dir.join(name), tmp.path().join("annotations/refs(umd).p")).unwrap();
+        let d = dataset::load(&umd(tmp.path())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = want.as_array().unwrap();
+        assert_eq!(d.refs.len(), want.len(), "{name}");
+        let mut got: Vec<&dataset::RefRecord> = d.refs.iter().collect();
+        got.sort_by_key(|r| r.ref_id);
+        let mut want: Vec<&Value> = want.iter().collect();
+        want.sort_by_key(|w| w["ref_id"].as_i64().unwrap());
+        for (r, w) in got.iter().zip(want) {
+            assert_eq!(r.ref_id, w["ref_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.ann_id, w["ann_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.image_id, w["image_id"].as_i64().unwrap(), "{name}");
+            assert_eq!(r.split, w["split"].as_str().unwrap(), "{name}");
+            let sentences: Vec<Value> = r
+                .sentences
+                .iter()
+                .map(|s| serde_json::json!([s.sent_id, s.sent, s.raw, s.tokens]))
+                .collect();
+            assert_eq!(
+                &Value::from(sentences),
+                &w["sentences"],
+                "{name} ref {}",
+                r.ref_id
+            );
+        }
+    }
+}
+
+fn repo_path(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }

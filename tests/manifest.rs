@@ -203,6 +203,11 @@ fn bad_values_are_refused_and_named() {
         ),
         (
             DATASET.to_string(),
+            REST.replace("\"b-2_x\"", "\"report\""),
+            "variant[1].name = \"report\": names a folder refaug writes beside the variants",
+        ),
+        (
+            DATASET.to_string(),
             format!("{REST}[run]\ndevice = \"gpu\"\n"),
             "run.device = \"gpu\": invalid device `gpu`",
         ),

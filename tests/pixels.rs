@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use refaug::decode::{DecodeError, decode_bytes, decode_file};
+use refaug::decode::{
+    DecodeError, Limits, decode_bytes, decode_file, decode_file_expecting, read_file,
+};
 use refaug::parity::{sha256_chw, sha256_rgb};
 use refaug::preprocess::Chw;
 use refaug::preprocess::letterbox::{LetterboxGeometry, letterbox, letterbox_tensor};
@@ -168,6 +170,52 @@ fn absurd_dimensions_are_refused_before_decoding() {
     // 20000 × 20000 = 4e8 > 2^28 as well, although each side is allowed.
     let err = decode_bytes(&with_jpeg_size(&jpg, 20000, 20000), Path::new("big.jpg")).unwrap_err();
     assert!(matches!(err, DecodeError::TooLarge { .. }), "{err:?}");
+}
+
+#[test]
+fn a_header_that_disagrees_with_the_annotations_is_refused_before_decoding() {
+    // A 16000×16000 header (allowed: 2.56e8 ≤ 2^28 pixels) on a few KB of data: decoding it
+    // allocates 768 MB. With the annotations' size known, the header alone refuses it, before the
+    // pixel buffer exists.
+    let jpg = fs_err::read(data_dir().join("decode/baseline_420.jpg")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jpg");
+    fs_err::write(&path, with_jpeg_size(&jpg, 16000, 16000)).unwrap();
+    let err = decode_file_expecting(&path, (640, 480), &Limits::default()).unwrap_err();
+    match &err {
+        DecodeError::WrongSize {
+            width,
+            height,
+            expected_width,
+            expected_height,
+            ..
+        } => assert_eq!(
+            (*width, *height, *expected_width, *expected_height),
+            (16000, 16000, 640, 480)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("big.jpg"), "{err}");
+}
+
+#[test]
+fn files_over_the_size_limit_are_refused_before_reading() {
+    let jpg = fs_err::read(data_dir().join("decode/baseline_420.jpg")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jpg");
+    fs_err::write(&path, &jpg).unwrap();
+    let limits = Limits {
+        max_file_bytes: jpg.len() as u64 - 1,
+    };
+    let err = read_file(&path, &limits).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::FileTooLarge { bytes, .. } if bytes == jpg.len() as u64),
+        "{err:?}"
+    );
+    let limits = Limits {
+        max_file_bytes: jpg.len() as u64,
+    };
+    assert_eq!(read_file(&path, &limits).unwrap(), jpg);
 }
 
 #[test]

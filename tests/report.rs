@@ -264,3 +264,32 @@ fn numpy_recomputes_the_json_report() {
         }
     }
 }
+
+#[test]
+fn variants_follow_the_data_manifests_order_not_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let order = ["yolov8x", "frcnn", "detr"];
+    output_fixture::random(dir.path(), 11, &order);
+    // What a run records: the data manifest's variants, in its order, in every manifest.json.
+    let settings = serde_json::json!({
+        "variants": order.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>()
+    });
+    for name in order {
+        let path = dir.path().join(name).join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["settings"] = settings.clone();
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+    let r = report::compute(dir.path(), &ReportOptions::default()).unwrap();
+    let got: Vec<&str> = r.variants.iter().map(|v| v.variant.as_str()).collect();
+    assert_eq!(got, order);
+    let files = report::write(&r, &dir.path().join("report")).unwrap();
+    if let Some(python) = output_fixture::python() {
+        output_fixture::run_python(
+            &python,
+            "report_check.py",
+            &[dir.path().as_os_str(), files.json.as_os_str()],
+        );
+    }
+}

@@ -9,13 +9,14 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use refaug::boxes::BoxXyxy;
 use refaug::dataset::{ImageRecord, RefRecord, Sentence};
 use refaug::detect::Detection;
+use refaug::sha256_file as file_sha256;
+use refaug::write::atomic::temp_path;
 use refaug::write::row::{Proposal, Row, RowError};
 use refaug::write::schema;
 use refaug::write::shard::{
     ShardError, ShardOptions, ShardWriter, read_key_value_metadata, read_rows, shard_file_name,
-    temp_path,
 };
-use refaug::write::verify::{Location, file_sha256, verify_shard};
+use refaug::write::verify::{Location, verify_shard};
 
 fn b(xmin: f32, ymin: f32, xmax: f32, ymax: f32) -> BoxXyxy {
     BoxXyxy {

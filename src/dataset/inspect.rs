@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::error::{DatasetError, Problem, verdict};
-use super::{DatasetSource, SourceFiles, Summary, check_images, load};
+use super::{DatasetSource, ImageCheck, SourceFiles, Summary, check_images, load};
 
 /// What `refaug inspect` found: the counts when the source loaded, and every problem.
 #[derive(Debug, Clone)]
@@ -21,10 +21,14 @@ impl InspectReport {
     /// Loads `source` and checks its image files. Structural problems become the report's problems
     /// (a report without counts); errors that stop reading altogether (I/O, malformed JSON or
     /// pickle, SHA-256 mismatch) are returned as errors.
-    pub fn run(source: &DatasetSource) -> Result<InspectReport, DatasetError> {
+    pub fn run(
+        source: &DatasetSource,
+        how: ImageCheck,
+        limits: &crate::decode::Limits,
+    ) -> Result<InspectReport, DatasetError> {
         match load(source) {
             Ok(dataset) => {
-                let problems = check_images(&dataset);
+                let problems = check_images(&dataset, how, limits);
                 let summary = Summary::of(&dataset, &source.selected_splits());
                 Ok(InspectReport {
                     source: source.clone(),

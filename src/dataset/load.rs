@@ -8,11 +8,12 @@ use rayon::prelude::*;
 
 use super::error::{DatasetError, Problem};
 use super::instances::{WireAnnotation, WireImage, WireInstances};
-use super::pickle::{PyText, WireRef, check_data_only};
+use super::pickle::{PyText, WireRef, parse};
 use super::{
     Dataset, DatasetSource, ImageRecord, RefRecord, Sentence, SourceFile, SourceFiles, split_names,
 };
 use crate::boxes::BoxXyxy;
+use crate::decode::{DecodeError, Limits};
 
 /// Reads `instances.json` and `refs(<split_by>).p` of `source`, checks their structure and joins
 /// every ref of the selected splits with its annotation's box.
@@ -258,33 +259,45 @@ pub fn load(source: &DatasetSource) -> Result<Dataset, DatasetError> {
     })
 }
 
-/// Checks that every image file of `dataset` is there and can be opened (its content is the
-/// decoder's business), in `dataset.images` order. The problems it returns are not fatal: the run
-/// records them per image in its errors report and goes on; `refaug inspect` lists them and calls
-/// the source unhealthy.
-pub fn check_images(dataset: &Dataset) -> Vec<Problem> {
+/// How closely [`check_images`] looks at each image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// The file's metadata only (`stat`, which never blocks): there, a plain file, not empty, not
+    /// over the size limit.
+    Metadata,
+    /// Decode every image as a run would (size against instances.json included): catches
+    /// truncated and corrupt files too, at the cost of a full decode.
+    Decode,
+}
+
+/// Checks every image file of `dataset` as [`ImageCheck`] says, in `dataset.images` order. The
+/// problems it returns are not fatal: the run records them per image in its errors report and
+/// goes on; `refaug inspect` lists them and calls the source unhealthy.
+pub fn check_images(dataset: &Dataset, how: ImageCheck, limits: &Limits) -> Vec<Problem> {
     dataset
         .images
         .par_iter()
         .filter_map(|image| {
             let path = dataset.images_dir.join(&image.file_name);
-            match std::fs::File::open(&path).and_then(|f| f.metadata()) {
-                Ok(meta) if meta.is_file() => None,
-                Ok(_) => Some(Problem::UnreadableImageFile {
-                    path,
-                    image_id: image.image_id,
-                    error: "not a regular file".into(),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Some(Problem::MissingImageFile {
-                        path,
-                        image_id: image.image_id,
-                    })
+            let checked = match how {
+                ImageCheck::Metadata => crate::decode::check_file(&path, limits),
+                ImageCheck::Decode => {
+                    crate::decode::decode_file_expecting(&path, (image.width, image.height), limits)
+                        .map(drop)
                 }
-                Err(e) => Some(Problem::UnreadableImageFile {
+            };
+            match checked {
+                Ok(()) => None,
+                Err(DecodeError::Missing { .. }) => Some(Problem::MissingImageFile {
                     path,
                     image_id: image.image_id,
-                    error: e.to_string(),
+                }),
+                Err(e) => Some(Problem::UnreadableImageFile {
+                    error: e
+                        .to_string()
+                        .replacen(&format!("{}: ", path.display()), "", 1),
+                    path,
+                    image_id: image.image_id,
                 }),
             }
         })
@@ -294,25 +307,11 @@ pub fn check_images(dataset: &Dataset) -> Vec<Problem> {
 /// Decodes the refs list: refuses code-bearing pickles first, then reads each entry, naming the
 /// entry (and its ref_id when it has one) when it does not have the shape of a ref.
 fn read_refs(path: &Path, bytes: &[u8]) -> Result<Vec<WireRef>, DatasetError> {
-    check_data_only(bytes).map_err(|e| DatasetError::PickleNotData {
+    let value = parse(bytes).map_err(|e| DatasetError::PickleNotData {
         path: path.to_path_buf(),
         offset: e.offset,
         what: e.what,
     })?;
-    // Fast path: straight into the typed refs. Only when that fails is the pickle decoded again
-    // into generic values, to say which entry is wrong.
-    if let Ok(refs) =
-        serde_pickle::from_slice::<Vec<WireRef>>(bytes, serde_pickle::DeOptions::new())
-    {
-        return Ok(refs);
-    }
-    let value =
-        serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
-            DatasetError::Pickle {
-                path: path.to_path_buf(),
-                error: e.to_string(),
-            }
-        })?;
     let serde_pickle::Value::List(items) = value else {
         return Err(DatasetError::Pickle {
             path: path.to_path_buf(),

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{DatasetError, Problem, ProblemKind, verdict};
 pub use inspect::InspectReport;
-pub use load::{check_images, load};
+pub use load::{ImageCheck, check_images, load};
 pub use summary::{SplitCounts, Summary};
 
 use crate::boxes::BoxXyxy;

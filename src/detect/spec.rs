@@ -39,8 +39,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::detect::Family;
 use crate::detect::nms::NmsParams;
 use crate::preprocess::detr::{DetrPreprocess, Processor};
@@ -417,7 +415,7 @@ impl DetectorSpec {
                 export: self.export.clone(),
             });
         }
-        let actual = sha256_file(&self.model_path)?;
+        let actual = crate::sha256_file(&self.model_path)?;
         match &self.model_sha256 {
             ModelHash::Pinned(expected) if *expected != actual => Err(SpecError::Sha256Mismatch {
                 spec: self.spec_path.clone(),
@@ -447,14 +445,6 @@ fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// The sha256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {

@@ -12,16 +12,19 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::write::atomic::remove_stale_temps;
+pub use crate::write::atomic::write_atomic;
 
 /// Why the output folder cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error(
-        "{path} is locked by another refaug run on the same output (worker {worker}); wait for it or use another --out"
+        "{path} is locked by another refaug run on the same output (worker {worker}); wait for it or use another --out \
+         (workers of one output must share one --shard count)"
     )]
     Locked { path: PathBuf, worker: String },
     #[error(
@@ -86,26 +89,27 @@ fn state_dir(root: &Path) -> PathBuf {
     root.join(".refaug")
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder: fsync, rename, fsync the
-/// folder. A reader sees the old file or the new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs_err::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs_err::rename(&tmp, path)?;
-        fs_err::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Takes the exclusive lock of `path` without waiting; `Ok(None)` when another process holds it.
+fn try_lock(path: &Path) -> Result<Option<File>, JournalError> {
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?
+        .into_parts()
+        .0;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
-    result
+}
+
+/// The worker count of a lock file name `lock-<i>-of-<N>`.
+fn lock_count(name: &str) -> Option<&str> {
+    name.strip_prefix("lock-")?
+        .split_once("-of-")
+        .map(|(_, n)| n)
 }
 
 impl OutputDir {
@@ -122,21 +126,35 @@ impl OutputDir {
         let state = state_dir(root);
         fs_err::create_dir_all(state.join("units"))?;
         let lock_path = state.join(format!("lock-{worker}"));
-        let lock = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        let lock = lock.into_parts().0;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let Some(lock) = try_lock(&lock_path)? else {
+            return Err(JournalError::Locked {
+                path: lock_path,
+                worker: worker.to_string(),
+            });
+        };
+        // Workers of one partition own disjoint units; a run partitioned otherwise (a plain run
+        // beside `--shard 0/2`) would write the same units at the same time.
+        let count = lock_count(&format!("lock-{worker}"))
+            .unwrap_or("1")
+            .to_string();
+        for e in fs_err::read_dir(&state)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if lock_count(&name).is_none_or(|n| n == count) {
+                continue;
+            }
+            let other = state.join(&name);
+            if try_lock(&other)?.is_none() {
                 return Err(JournalError::Locked {
-                    path: lock_path,
-                    worker: worker.to_string(),
+                    worker: name.trim_start_matches("lock-").to_string(),
+                    path: other,
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        for dir in [state.clone(), state.join("units"), root.to_path_buf()]
+            .into_iter()
+            .chain(variant_dirs.iter().map(|v| root.join(v)))
+        {
+            remove_stale_temps(&dir)?;
         }
 
         let settings_path = state.join("settings.json");
@@ -282,12 +300,15 @@ mod tests {
     fn second_open_of_the_same_worker_is_refused_and_lock_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let s = json!({"a": 1});
-        let first = OutputDir::open(dir.path(), "0-of-1", &s, false, &[]).unwrap();
+        let first = OutputDir::open(dir.path(), "0-of-2", &s, false, &[]).unwrap();
+        let err = OutputDir::open(dir.path(), "0-of-2", &s, false, &[]).unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+        // Another worker of the same partition may work beside it; a run partitioned otherwise
+        // may not (it would write the same units).
+        let second = OutputDir::open(dir.path(), "1-of-2", &s, false, &[]).unwrap();
         let err = OutputDir::open(dir.path(), "0-of-1", &s, false, &[]).unwrap_err();
         assert!(matches!(err, JournalError::Locked { .. }), "{err}");
-        // Another worker of the same run may work beside it.
-        OutputDir::open(dir.path(), "1-of-2", &s, false, &[]).unwrap();
-        drop(first);
+        drop((first, second));
         OutputDir::open(dir.path(), "0-of-1", &s, false, &[]).unwrap();
     }
 

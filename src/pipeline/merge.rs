@@ -103,6 +103,25 @@ pub fn merge_if_complete(root: &Path) -> Result<Option<MergeSummary>, JournalErr
     }
 }
 
+/// A unit of the plan: its split and shard index.
+pub type UnitKey = (String, usize);
+
+/// The plan's units, and those of them without a committed record.
+pub fn uncommitted(plan: &[PlanSplit], records: &[UnitRecord]) -> (Vec<UnitKey>, Vec<UnitKey>) {
+    let have: BTreeSet<(String, usize)> =
+        records.iter().map(|r| (r.split.clone(), r.shard)).collect();
+    let wanted: Vec<(String, usize)> = plan
+        .iter()
+        .flat_map(|s| (0..s.shard_count).map(move |i| (s.split.clone(), i)))
+        .collect();
+    let missing = wanted
+        .iter()
+        .filter(|k| !have.contains(*k))
+        .cloned()
+        .collect();
+    (wanted, missing)
+}
+
 /// Checks that every unit of the plan is committed, then writes every variant's `manifest.json`
 /// and `errors.json`.
 pub fn merge(root: &Path) -> Result<MergeSummary, MergeError> {
@@ -112,13 +131,7 @@ pub fn merge(root: &Path) -> Result<MergeSummary, MergeError> {
     let settings = journal::read_settings(root)?.ok_or_else(not_output)?;
     let plan = read_plan(root)?.ok_or_else(not_output)?;
     let records = journal::committed_units(root)?;
-    let have: BTreeSet<(String, usize)> =
-        records.iter().map(|r| (r.split.clone(), r.shard)).collect();
-    let wanted: Vec<(String, usize)> = plan
-        .iter()
-        .flat_map(|s| (0..s.shard_count).map(move |i| (s.split.clone(), i)))
-        .collect();
-    let missing: Vec<&(String, usize)> = wanted.iter().filter(|k| !have.contains(*k)).collect();
+    let (wanted, missing) = uncommitted(&plan, &records);
     if let Some((split, shard)) = missing.first() {
         return Err(MergeError::Incomplete {
             root: root.display().to_string(),

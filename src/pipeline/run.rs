@@ -17,7 +17,7 @@
 //! collector, and every stage stops when the queue it sends to is gone.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use image::RgbImage;
@@ -55,7 +55,16 @@ pub struct RunOptions {
     pub images_per_shard: usize,
     /// Discard an existing output made with other settings.
     pub force: bool,
+    /// What one image file may cost before it is decoded.
+    pub image_limits: crate::decode::Limits,
+    /// Pixels the decode pool may hold at once (decoded images not yet turned into model
+    /// inputs); an image larger than the budget is decoded alone.
+    pub pixel_budget: u64,
 }
+
+/// The default [`RunOptions::pixel_budget`]: 64 M pixels, ≈ 192 MB of RGB (200 COCO images, or one
+/// 8000×8000 photo).
+pub const DEFAULT_PIXEL_BUDGET: u64 = 64 << 20;
 
 /// Errors that stop a run. Errors about one image do not: they are recorded in `errors.json`.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +98,9 @@ pub struct RunSummary {
     pub units_owned: usize,
     pub units_resumed: usize,
     pub units_written: usize,
+    /// Committed units redone because some of their images had failed, and those images.
+    pub units_retried: usize,
+    pub images_retried: u64,
     /// Images processed in this run, and how many of them failed (in any variant).
     pub images: u64,
     pub images_failed: u64,
@@ -227,18 +239,50 @@ pub fn run(
     let owned: Vec<&Unit> = units.iter().filter(|u| opts.worker.owns(u)).collect();
     let mut pending = Vec::new();
     let mut resumed_images = 0u64;
-    for u in &owned {
-        if out.committed(&u.split, u.shard)?.is_some() {
-            resumed_images += u.images.len() as u64;
-        } else {
-            pending.push(*u);
-        }
-    }
     let mut summary = RunSummary {
         units_owned: owned.len(),
-        units_resumed: owned.len() - pending.len(),
         ..RunSummary::default()
     };
+    for u in &owned {
+        match out.committed(&u.split, u.shard)? {
+            // A committed unit with failed images is redone: the user may have fixed them, and the
+            // unit's shards are rewritten whole (the images that worked give the same rows again).
+            Some(record) if !record.failures.is_empty() => {
+                summary.units_retried += 1;
+                summary.images_retried += record
+                    .failures
+                    .iter()
+                    .map(|f| f.image_id)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len() as u64;
+                pending.push(*u);
+            }
+            Some(_) => {
+                summary.units_resumed += 1;
+                resumed_images += u.images.len() as u64;
+            }
+            None => pending.push(*u),
+        }
+    }
+    if summary.units_retried > 0 {
+        reporter.note(&format!(
+            "retrying {} image(s) that failed before: their {} committed shard(s) are redone and rewritten",
+            summary.images_retried, summary.units_retried
+        ));
+    }
+    for job in &jobs {
+        if matches!(
+            job.spec.model_sha256,
+            crate::detect::spec::ModelHash::Unknown
+        ) {
+            reporter.note(&format!(
+                "warning: variant {}: {} has no pinned model_sha256 (\"unknown\"); the output records {} but cannot prove it is the model the spec meant. Pin it in the spec.",
+                job.name,
+                job.spec.model_path.display(),
+                job.model_sha256
+            ));
+        }
+    }
 
     if !pending.is_empty() {
         let cores = if opts.threads == 0 {
@@ -268,6 +312,10 @@ pub fn run(
         let total: u64 = pending.iter().map(|u| u.images.len() as u64).sum();
         reporter.start(total, &names, resumed_images);
         let ctx = Context {
+            limits: DecodeLimits {
+                image: opts.image_limits,
+                pixel_budget: opts.pixel_budget,
+            },
             dataset: &dataset,
             jobs: &jobs,
             out: &out,
@@ -287,7 +335,15 @@ struct Provenance {
     provider: String,
 }
 
+/// What the decoder may spend: per file, and in pixels at once.
+#[derive(Debug, Clone, Copy)]
+struct DecodeLimits {
+    image: crate::decode::Limits,
+    pixel_budget: u64,
+}
+
 struct Context<'a> {
+    limits: DecodeLimits,
     dataset: &'a Dataset,
     jobs: &'a [VariantJob],
     out: &'a OutputDir,
@@ -327,22 +383,14 @@ fn execute(
                 .expect("spawn detector thread");
         }
         drop(to_collector);
-        let images_dir = ctx.dataset.images_dir.clone();
         let dataset = ctx.dataset;
         let reporter = ctx.reporter;
         let specs: Vec<&DetectorSpec> = ctx.jobs.iter().map(|j| &j.spec).collect();
+        let limits = ctx.limits;
         std::thread::Builder::new()
             .name("refaug-decode".into())
             .spawn_scoped(scope, move || {
-                decode_loop(
-                    dataset,
-                    &images_dir,
-                    &specs,
-                    pending,
-                    &pool,
-                    queues,
-                    reporter,
-                )
+                decode_loop(dataset, &specs, pending, &pool, queues, reporter, &limits)
             })
             .expect("spawn decoder thread");
         collect(ctx, pending, from_detectors, summary)
@@ -353,29 +401,36 @@ fn execute(
 /// pool (decoding once for all variants), and hands the inputs to the detector queues.
 fn decode_loop(
     dataset: &Dataset,
-    images_dir: &Path,
     specs: &[&DetectorSpec],
     pending: &[&Unit],
     pool: &rayon::ThreadPool,
     queues: Vec<Sender<ToDetector>>,
     reporter: &dyn Reporter,
+    limits: &DecodeLimits,
 ) {
-    // A few images per parallel step: enough to keep the pool busy, few enough to stay bounded.
+    // A few images per parallel step: enough to keep the pool busy, few enough to stay bounded,
+    // and never more pixels than the budget.
     let step = pool.current_num_threads().max(1) * 2;
     for (u, unit) in pending.iter().enumerate() {
-        for (c, chunk) in unit.images.chunks(step).enumerate() {
+        let pixels: Vec<u64> = unit
+            .images
+            .iter()
+            .map(|&i| u64::from(dataset.images[i].width) * u64::from(dataset.images[i].height))
+            .collect();
+        for range in decode_steps(&pixels, step, limits.pixel_budget) {
+            let chunk = &unit.images[range.clone()];
             let prepared: Vec<Result<Vec<Prepared>, String>> = pool.install(|| {
                 chunk
                     .par_iter()
                     .map(|&i| {
-                        let img = decode_checked(dataset, images_dir, i)?;
+                        let img = decode_checked(dataset, &limits.image, i)?;
                         Ok(specs.par_iter().map(|spec| prepare(spec, &img)).collect())
                     })
                     .collect()
             });
             reporter.decoded(prepared.len() as u64);
             for (k, inputs) in prepared.into_iter().enumerate() {
-                let pos = c * step + k;
+                let pos = range.start + k;
                 let per_variant: Vec<Result<Prepared, String>> = match inputs {
                     Ok(v) => v.into_iter().map(Ok).collect(),
                     Err(e) => vec![Err(e); queues.len()],
@@ -401,23 +456,38 @@ fn decode_loop(
     }
 }
 
-/// Decodes image `i` and checks its size against instances.json.
-fn decode_checked(dataset: &Dataset, images_dir: &Path, i: usize) -> Result<RgbImage, String> {
+/// Decodes image `i`, refusing a file whose header disagrees with instances.json's size before
+/// its pixels are allocated.
+fn decode_checked(
+    dataset: &Dataset,
+    limits: &crate::decode::Limits,
+    i: usize,
+) -> Result<RgbImage, String> {
     let record = &dataset.images[i];
-    let path = images_dir.join(&record.file_name);
-    let img = crate::decode::decode_file(&path).map_err(|e| e.to_string())?;
-    if (img.width(), img.height()) != (record.width, record.height) {
-        return Err(format!(
-            "{}: decoded size {}x{} differs from instances.json's {}x{} (image_id {})",
-            path.display(),
-            img.width(),
-            img.height(),
-            record.width,
-            record.height,
-            record.image_id
-        ));
+    let path = dataset.images_dir.join(&record.file_name);
+    crate::decode::decode_file_expecting(&path, (record.width, record.height), limits)
+        .map_err(|e| format!("{e} (image_id {})", record.image_id))
+}
+
+/// Splits a unit's images (given by their pixel counts, from instances.json, which the decoder
+/// enforces) into the steps the decode pool works on: at most `max_images` images and at most
+/// `budget` pixels each, and at least one image, so that an image over the budget is decoded alone.
+fn decode_steps(pixels: &[u64], max_images: usize, budget: u64) -> Vec<std::ops::Range<usize>> {
+    let mut steps = Vec::new();
+    let mut start = 0;
+    let mut held = 0u64;
+    for (k, &p) in pixels.iter().enumerate() {
+        if k > start && (k - start >= max_images || held + p > budget) {
+            steps.push(start..k);
+            start = k;
+            held = 0;
+        }
+        held += p;
     }
-    Ok(img)
+    if start < pixels.len() {
+        steps.push(start..pixels.len());
+    }
+    steps
 }
 
 /// One variant's detector: batches images within a unit, answers one result per image.
@@ -688,4 +758,29 @@ fn shard_metadata(ctx: &Context<'_>, job: &VariantJob, split: &str) -> BTreeMap<
         (schema::META_SOURCES.to_string(), sources.to_string()),
         (schema::META_DATASET.to_string(), dataset.to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_steps;
+
+    #[test]
+    fn decode_steps_respect_the_count_and_the_pixel_budget() {
+        // Four COCO-sized images per step at most.
+        let coco = [307_200u64; 10];
+        assert_eq!(decode_steps(&coco, 4, 64 << 20), vec![0..4, 4..8, 8..10]);
+        // A budget of two images' pixels.
+        assert_eq!(
+            decode_steps(&coco, 4, 614_400),
+            vec![0..2, 2..4, 4..6, 6..8, 8..10]
+        );
+        // A 16000×16000 image is over any sensible budget: it is decoded alone, and its
+        // neighbours are not held beside it.
+        let big = [307_200, 256_000_000, 307_200, 307_200];
+        assert_eq!(decode_steps(&big, 4, 64 << 20), vec![0..1, 1..2, 2..4]);
+        assert_eq!(
+            decode_steps(&[], 4, 1),
+            Vec::<std::ops::Range<usize>>::new()
+        );
+    }
 }

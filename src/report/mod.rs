@@ -100,6 +100,15 @@ pub enum ReportError {
         split: String,
         file: String,
     },
+    #[error(
+        "{path}: sha256 {actual} differs from the {expected} its manifest.json records: the shard \
+         changed after it was written; run `refaug validate` on the output and regenerate it"
+    )]
+    DamagedShard {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error(transparent)]
     Shard(#[from] ShardError),
     #[error("{path}: drawing failed: {message}")]
@@ -148,6 +157,29 @@ impl OutputVariant {
                 }
             })
             .collect()
+    }
+
+    /// Checks every shard the manifest lists against its recorded sha256, so that nothing made
+    /// from this output (a published copy, an export) carries a damaged shard under a fresh
+    /// checksum. `refaug validate` says more about what is wrong.
+    pub fn verify_shards(&self) -> Result<(), ReportError> {
+        for split in self.splits() {
+            let records = &self.manifest.splits[&split].shards;
+            for (path, record) in self.shard_paths(&split)?.iter().zip(records) {
+                let actual = crate::sha256_file(path).map_err(|source| ReportError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if actual != record.sha256 {
+                    return Err(ReportError::DamagedShard {
+                        path: path.clone(),
+                        expected: record.sha256.clone(),
+                        actual,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The detector's name as its spec gives it (`detector.name`), else the folder name.

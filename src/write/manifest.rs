@@ -51,13 +51,31 @@ pub struct VariantManifest {
 }
 
 impl VariantManifest {
+    /// Reads a manifest, refusing shard names that are not plain file names beside it (a
+    /// tampered `../../etc/passwd` would make every reader open files outside the output).
     pub fn read(path: &std::path::Path) -> Result<VariantManifest, std::io::Error> {
-        let bytes = fs_err::read(path)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let invalid = |message: String| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
+                format!("{}: {message}", path.display()),
             )
-        })
+        };
+        let bytes = fs_err::read(path)?;
+        let manifest: VariantManifest =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        for (split, s) in &manifest.splits {
+            if let Some(bad) = s.shards.iter().find(|r| !is_plain_file_name(&r.file)) {
+                return Err(invalid(format!(
+                    "split {split}: shard file {:?} is not a plain file name in this folder",
+                    bad.file
+                )));
+            }
+        }
+        Ok(manifest)
     }
+}
+
+/// A name without separators that is neither `.`, `..` nor hidden.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
 }

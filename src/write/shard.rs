@@ -153,17 +153,6 @@ impl std::fmt::Debug for ShardWriter {
     }
 }
 
-/// The hidden temporary name of a shard while it is written: `.<name>.tmp-<pid>` in the same
-/// folder, so the final rename never crosses file systems and readers globbing `*.parquet`
-/// never see it.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 impl ShardWriter {
     /// Start a shard at `path`. `metadata` becomes the file's key-value metadata, next to the
     /// `huggingface` features and the schema version, which the writer sets (a caller's value
@@ -237,7 +226,7 @@ impl ShardWriter {
             ))
             .build();
 
-        let temp_path = temp_path(&path);
+        let temp_path = super::atomic::temp_path(&path);
         let file = fs_err::OpenOptions::new()
             .write(true)
             .create(true)

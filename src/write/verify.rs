@@ -3,11 +3,9 @@
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sha2::{Digest, Sha256};
 
 use crate::boxes::BoxXyxy;
 use crate::write::row::{Row, best_match, check_fields, proposal_ious, rows_from_batch};
@@ -44,21 +42,6 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The sha256 of a file, lower-case hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 /// Check one shard: sha256 (when `expected_sha256` is given), schema equal to the contract,
 /// the `huggingface` and schema-version metadata, and every row's invariants. An empty list means
 /// the shard is valid. A file that cannot be read or decoded gives one file-level violation.
@@ -71,7 +54,7 @@ pub fn verify_shard(path: &Path, expected_sha256: Option<&str>) -> Vec<Violation
     };
 
     if let Some(expected) = expected_sha256 {
-        match file_sha256(path) {
+        match crate::sha256_file(path) {
             Ok(actual) if actual.eq_ignore_ascii_case(expected) => {}
             Ok(actual) => violations.push(file_violation(format!(
                 "sha256 is {actual}, expected {expected}"

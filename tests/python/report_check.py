@@ -86,7 +86,15 @@ def main(out_dir, report_path):
     o = report["options"]
     thresholds = [i / 100 for i in range(101)]
     same(report["curve_thresholds"], thresholds, "curve_thresholds")
-    variants = sorted(p.parent.name for p in out.glob("*/manifest.json"))
+    # The data manifest's order, as the run's settings record it in every manifest; by name for
+    # variants the settings do not list.
+    manifests = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/manifest.json")}
+
+    def position(name: str) -> tuple[int, str]:
+        listed = [v.get("name") for v in manifests[name].get("settings", {}).get("variants", [])]
+        return (listed.index(name) if name in listed else len(manifests) + 1_000_000, name)
+
+    variants = sorted(manifests, key=position)
     assert [v["variant"] for v in report["variants"]] == variants, ([v["variant"] for v in report["variants"]], variants)
     checked = 0
     for got in report["variants"]:
