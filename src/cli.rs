@@ -250,6 +250,11 @@ pub struct ParityArgs {
     /// Intra-op threads of each session, 0 = all cores (the reference's onnxruntime default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Match boxes narrower or lower than this many px by their corners (within 0.01 px) instead
+    /// of their IoU, as `compare_boxes.py --thin-px`: unrounded thin boxes (AutoShape's) jitter in
+    /// the last float digits between CPUs. 0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub thin_px: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -665,7 +670,10 @@ fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
             intra_threads: threads,
             ..RuntimeOptions::default()
         },
-        criteria: crate::parity::compare::MatchCriteria::default(),
+        criteria: crate::parity::compare::MatchCriteria {
+            thin_px: args.thin_px,
+            ..crate::parity::compare::MatchCriteria::default()
+        },
     };
     let outcome = crate::parity::run::run(&run_args)?;
     print!("{outcome}");

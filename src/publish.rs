@@ -739,21 +739,28 @@ pub fn dataset_card(
 
     md.push_str("## Configurations\n\n");
     md.push_str(
-        "| config | detector family | trained on | score threshold | refs | model sha256 |\n",
+        "| config | detector family | trained on | score threshold | boxes | refs | model sha256 |\n",
     );
-    md.push_str("|---|---|---|---|---|---|\n");
+    md.push_str("|---|---|---|---|---|---|---|\n");
     for v in variants {
         let d = &v.variant.manifest.detector;
         let threshold = d
             .get("score_threshold")
             .map_or_else(|| "?".to_string(), Value::to_string);
+        // Contract 2.0: `clip_boxes` false = the library's boxes as they are (DETR's default).
+        let boxes = match d.get("clip_boxes").and_then(Value::as_bool) {
+            Some(true) => "clipped to the image",
+            Some(false) => "may extend past the image (not clipped, as the library returns them)",
+            None => "not stated",
+        };
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | {} | {} | `{}` |",
+            "| `{}` | {} | {} | {} | {} | {} | `{}` |",
             v.variant.name,
             family(&v.variant),
             detector_str(&v.variant, "trained_on").unwrap_or("not stated"),
             threshold,
+            boxes,
             v.splits.iter().map(|s| s.num_examples).sum::<u64>(),
             model_sha256(&v.variant)
         );

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use image::RgbImage;
 use refaug::detect::Detection;
-use refaug::detect::detector::{BatchAxis, DetectError, Detector, RawData};
+use refaug::detect::detector::{BatchAxis, DetectError, Detector, RawData, prepare};
 use refaug::detect::runtime::{Device, RuntimeOptions, runtime};
 use refaug::detect::spec::{DetectorSpec, ModelHash};
 use serde_json::Value;
@@ -289,7 +289,7 @@ fn absent_model_says_how_to_export_it() {
     }
     let msg = chain(&Detector::new(s, &opts(1)).unwrap_err());
     assert!(
-        msg.contains("model not present") && msg.contains("export(format='onnx'"),
+        msg.contains("model not present") && msg.contains("tools/export_detectors.py yolov8x"),
         "{msg}"
     );
 }
@@ -630,14 +630,61 @@ fn detect_torchvision_matches_numpy() {
     check_family("fixture-torchvision", "torchvision", &ALL, 3);
 }
 
+/// The two rectangular conventions on five images of three input shapes (AutoShape: 64×48 for
+/// a, c, d, e and 48×64 for b; predict: 64×48 for a, c, d, 48×64 for b, 64×64 for e), alone and
+/// in mixed batches: every image gets its own expectation.
+const RECT: [&str; 5] = ["a_64x48", "b_48x64", "c_64x48", "d_80x60", "e_100x76"];
+
 #[test]
-fn detections_are_clipped_and_sorted() {
-    for (spec_name, names) in [
-        ("fixture-yolov5", &ALL[..]),
-        ("fixture-ultralytics", &ALL[..]),
-        ("fixture-detr", &NO_RESIZE[..]),
-        ("fixture-torchvision", &ALL[..]),
+fn detect_yolov5_autoshape_matches_numpy() {
+    check_family("fixture-yolov5-autoshape", "yolov5-autoshape", &RECT, 3);
+}
+
+#[test]
+fn detect_ultralytics_predict_matches_numpy() {
+    check_family(
+        "fixture-ultralytics-predict",
+        "ultralytics-predict",
+        &RECT,
+        3,
+    );
+}
+
+/// The model input each convention feeds for the 100×76 image (size 64, stride 16), worked out
+/// from the libraries' rules: AutoShape `g = 64 / 100`, `int(76 · 0.64) = 48` → shape [48, 64],
+/// then `r = min(48 / 76, 64 / 100)` = 0.6316 → 63×48 (one grey column at the right);
+/// `LetterBox(auto=True)`: `r = 0.64` → 64×49, `(64 − 49) mod 16 = 15` rows of padding, 7 above.
+#[test]
+fn conventions_choose_their_own_input_shapes() {
+    let img = image("e_100x76");
+    for (name, (h, w), (new_w, new_h, top, left)) in [
+        ("fixture-yolov5", (64, 64), (64, 49, 7, 0)),
+        ("fixture-yolov5-autoshape", (48, 64), (63, 48, 0, 0)),
+        ("fixture-ultralytics-predict", (64, 64), (64, 49, 7, 0)),
     ] {
+        let p = prepare(&spec(name), &img);
+        assert_eq!((p.tensor.height, p.tensor.width), (h, w), "{name}");
+        let g = p.geometry.unwrap();
+        assert_eq!(
+            (g.new_w, g.new_h, g.top, g.left),
+            (new_w, new_h, top, left),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn detections_are_clipped_as_the_library_clips_and_sorted() {
+    let mut past_the_image = 0;
+    for (spec_name, names, clipped) in [
+        ("fixture-yolov5", &ALL[..], true),
+        ("fixture-ultralytics", &ALL[..], true),
+        ("fixture-yolov5-autoshape", &RECT[..], true),
+        ("fixture-ultralytics-predict", &RECT[..], true),
+        ("fixture-detr", &NO_RESIZE[..], false),
+        ("fixture-torchvision", &ALL[..], true),
+    ] {
+        assert_eq!(spec(spec_name).clip_boxes, clipped, "{spec_name}");
         let images: Vec<RgbImage> = names.iter().map(|n| image(n)).collect();
         let refs: Vec<&RgbImage> = images.iter().collect();
         let got = detector(spec_name, 4).detect(&refs).unwrap();
@@ -646,14 +693,10 @@ fn detections_are_clipped_and_sorted() {
             assert!(!dets.is_empty(), "{spec_name}");
             for d in dets {
                 let b = d.bbox;
-                assert!(
-                    0.0 <= b.xmin && b.xmin <= b.xmax && b.xmax <= w,
-                    "{spec_name} {b:?}"
-                );
-                assert!(
-                    0.0 <= b.ymin && b.ymin <= b.ymax && b.ymax <= h,
-                    "{spec_name} {b:?}"
-                );
+                assert!(b.xmin <= b.xmax && b.ymin <= b.ymax, "{spec_name} {b:?}");
+                let inside = 0.0 <= b.xmin && b.xmax <= w && 0.0 <= b.ymin && b.ymax <= h;
+                assert!(inside || !clipped, "{spec_name} {b:?}");
+                past_the_image += usize::from(!inside);
                 assert!(d.score > 0.1, "{spec_name} {d:?}");
             }
             assert!(
@@ -662,6 +705,50 @@ fn detections_are_clipped_and_sorted() {
             );
         }
     }
+    // DETR's own boxes reach past the image here (so the unclipped path is exercised).
+    assert!(past_the_image > 0);
+    // The same DETR detector told to clip gives the clipped boxes.
+    let mut clipping = spec("fixture-detr");
+    clipping.clip_boxes = true;
+    let mut d = Detector::new(clipping, &opts(1)).unwrap();
+    let img = image("a_64x48");
+    let unclipped = detector("fixture-detr", 1)
+        .detect(&[&img])
+        .unwrap()
+        .remove(0);
+    let clipped = d.detect(&[&img]).unwrap().remove(0);
+    assert_eq!(unclipped.len(), clipped.len());
+    for (u, c) in unclipped.iter().zip(&clipped) {
+        assert_eq!(c.bbox.xmin, u.bbox.xmin.clamp(0.0, 64.0));
+        assert_eq!(c.bbox.ymin, u.bbox.ymin.clamp(0.0, 48.0));
+        assert_eq!(c.bbox.xmax, u.bbox.xmax.clamp(0.0, 64.0));
+        assert_eq!(c.bbox.ymax, u.bbox.ymax.clamp(0.0, 48.0));
+    }
+}
+
+#[test]
+fn rectangular_conventions_need_dynamic_height_and_width() {
+    // A static export (input declared [batch, 3, 64, 64]) cannot take a stride rectangle per
+    // image: refused at load, naming the convention.
+    let dir = tempfile::tempdir().unwrap();
+    let s = temp_spec(
+        &dir,
+        r#"name = "static"
+family = "ultralytics"
+convention = "predict"
+model = "{models}/static_64.onnx"
+model_sha256 = "unknown"
+trained_on = "nothing"
+sees_eval_images = false
+classes = "coco80"
+"#,
+    );
+    let err = Detector::new(s, &opts(1)).unwrap_err();
+    let msg = chain(&err);
+    assert!(
+        msg.contains("\"predict\" convention") && msg.contains("dynamic"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -742,7 +829,7 @@ fn detectors_check_reports_an_absent_model_with_its_export_command() {
     let (code, text) = check_cmd(&["detectors/yolov5s.toml"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("model not present") && text.contains("export.py --weights yolov5s.pt"),
+        text.contains("model not present") && text.contains("tools/export_detectors.py yolov5s"),
         "{text}"
     );
     assert!(

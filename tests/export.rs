@@ -18,8 +18,13 @@ fn parse(text: &str) -> Vec<(String, [f32; 5])> {
             let fields: Vec<&str> = line.split(',').collect();
             assert_eq!(fields.len(), 6, "{line}");
             for f in &fields[1..] {
-                // Plain decimals: no exponent, no sign, no spaces.
-                assert!(f.chars().all(|c| c.is_ascii_digit() || c == '.'), "{line}");
+                // Plain decimals: no exponent, no spaces; a minus sign only in front (an unclipped
+                // DETR box may start left of or above the image).
+                let digits = f.strip_prefix('-').unwrap_or(f);
+                assert!(
+                    digits.chars().all(|c| c.is_ascii_digit() || c == '.'),
+                    "{line}"
+                );
             }
             let n: Vec<f32> = fields[1..].iter().map(|f| f.parse().unwrap()).collect();
             (fields[0].to_string(), [n[0], n[1], n[2], n[3], n[4]])

@@ -388,3 +388,54 @@ fn parity_check_reports_decode_failures() {
     );
     assert_eq!(report.get("yolov8n-cal", Stage::Input).unwrap().skipped, 1);
 }
+
+/// Every geometry of `tests/data/letterbox/shapes.csv`, which `tools/make_letterbox_shapes.py`
+/// read off the libraries themselves (yolov5 v7.0 `AutoShape.forward`, ultralytics 8.4
+/// `LetterBox(auto=True)`): every image size whose long side is 640 (all COCO size classes), a
+/// grid of other sizes and the named cases, e.g. 428×300, where the two rules differ.
+#[test]
+fn rectangular_letterboxes_match_autoshape_and_predict() {
+    use refaug::preprocess::letterbox::{Letterbox, LetterboxShape};
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/letterbox/shapes.csv"),
+    )
+    .unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("w,h,rule,input_w,input_h,new_w,new_h,top,left")
+    );
+    let (mut n, mut differ) = (0, 0);
+    let mut previous: Option<(u32, u32, [u32; 6])> = None;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |i: usize| f[i].parse::<u32>().unwrap();
+        let (w, h) = (num(0), num(1));
+        let shape = match f[2] {
+            "autoshape" => LetterboxShape::AutoShape,
+            "predict" => LetterboxShape::MinRect,
+            other => panic!("rule {other}"),
+        };
+        let g = Letterbox {
+            width: 640,
+            height: 640,
+            shape,
+            stride: 32,
+            pad: 114,
+        }
+        .geometry(w, h);
+        let got = [g.input_w(), g.input_h(), g.new_w, g.new_h, g.top, g.left];
+        let want = [num(3), num(4), num(5), num(6), num(7), num(8)];
+        assert_eq!(got, want, "{w}x{h} {}", f[2]);
+        if let Some((pw, ph, other)) = previous
+            && (pw, ph) == (w, h)
+        {
+            differ += usize::from(other != want);
+        }
+        previous = Some((w, h, want));
+        n += 1;
+    }
+    assert!(n > 5000, "{n} rows");
+    // The two rules agree for every long side of 640 and differ for a few other sizes (428×300).
+    assert!(differ > 0);
+}

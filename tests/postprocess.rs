@@ -234,7 +234,7 @@ fn ultralytics_unletterboxes_odd_padding_and_clips() {
         conf_threshold: 0.25,
         ..params(0.7, 300, 30000)
     };
-    let d = ultralytics::postprocess(&ultralytics_pred(&rows), 2, 3, &p, &g);
+    let d = ultralytics::postprocess(&ultralytics_pred(&rows), 2, 3, &p, &g, true);
     assert_eq!(d.len(), 2);
     assert_eq!((d[0].score, d[0].class_id), (0.95, 0));
     assert_eq!(
@@ -275,19 +275,19 @@ fn yolov5_uses_fractional_padding_and_rounds_half_to_even() {
         conf_threshold: 0.25,
         ..params(0.45, 1000, 30000)
     };
-    let d = yolov5::postprocess(&row, 2, &p, &g, true);
+    let d = yolov5::postprocess(&row, 2, &p, &g, true, true);
     assert_eq!(d.len(), 1);
     let b = d[0].bbox;
     assert_eq!([b.xmin, b.ymin, b.xmax, b.ymax], [50.0, 50.0, 54.0, 54.0]);
     assert_eq!(d[0].score, 0.5f32 * 0.9f32, "conf = cls × obj in float32");
-    let d = yolov5::postprocess(&row, 2, &p, &g, false);
+    let d = yolov5::postprocess(&row, 2, &p, &g, false, true);
     let b = d[0].bbox;
     assert_eq!([b.xmin, b.ymin, b.xmax, b.ymax], [50.5, 50.5, 53.5, 53.5]);
 
     // 600×400: gain 16/15, pad_y = (640 − 400·16/15)/2 = 106.67 (not 106 as ultralytics).
     let g = LetterboxGeometry::new(600, 400, 640, 640);
     let row = [320.0, 320.0, 64.0, 64.0, 0.9, 0.5, 0.2];
-    let d = yolov5::postprocess(&row, 2, &p, &g, false);
+    let d = yolov5::postprocess(&row, 2, &p, &g, false, true);
     let gain = (16.0f64 / 15.0) as f32;
     let pad = (320.0f64 / 3.0) as f32;
     let b = d[0].bbox;
@@ -318,7 +318,7 @@ fn yolov5_candidates_need_objectness_and_product_above_conf() {
         [300.0, 100.0, 10.0, 10.0, 0.8, 0.6, 0.6],
     ];
     let pred: Vec<f32> = rows.iter().flatten().copied().collect();
-    let d = yolov5::postprocess(&pred, 2, &p, &g, false);
+    let d = yolov5::postprocess(&pred, 2, &p, &g, false, true);
     assert_eq!(d.len(), 1);
     assert_eq!((d[0].class_id, d[0].score), (0, 0.8f32 * 0.6f32));
 }
@@ -462,12 +462,19 @@ fn yolo_golden(name: &str) {
         "ultralytics" => {
             let cands = ultralytics::candidates(&pred, classes, anchors, p.conf_threshold);
             assert_eq!(cands.len(), u(&c["candidates"]), "{name}: candidates");
-            ultralytics::postprocess(&pred, classes, anchors, &p, &g)
+            ultralytics::postprocess(&pred, classes, anchors, &p, &g, true)
         }
         "yolov5" => {
             let cands = yolov5::candidates(&pred, classes, p.conf_threshold);
             assert_eq!(cands.len(), u(&c["candidates"]), "{name}: candidates");
-            yolov5::postprocess(&pred, classes, &p, &g, c["round_boxes"].as_bool().unwrap())
+            yolov5::postprocess(
+                &pred,
+                classes,
+                &p,
+                &g,
+                c["round_boxes"].as_bool().unwrap(),
+                true,
+            )
         }
         other => panic!("{name}: family {other}"),
     };

@@ -147,7 +147,7 @@ fn metadata() -> BTreeMap<String, String> {
         ),
         (
             schema::META_DETECTOR.to_string(),
-            r#"{"family":"yolov5","name":"yolov5s"}"#.to_string(),
+            r#"{"family":"yolov5","name":"yolov5s","clip_boxes":true}"#.to_string(),
         ),
     ])
 }
@@ -342,7 +342,7 @@ fn file_schema_is_the_contract_with_spec_list_naming() {
 
     // Key-value metadata: the caller's keys, the schema version, and the HF features.
     let kv = read_key_value_metadata(&path).unwrap();
-    assert_eq!(kv[schema::META_SCHEMA_VERSION], "1.0.0");
+    assert_eq!(kv[schema::META_SCHEMA_VERSION], "2.0.0");
     assert_eq!(kv[schema::META_REFAUG_VERSION], "0.1.0-test");
     let hf: serde_json::Value = serde_json::from_str(&kv[schema::META_HUGGINGFACE]).unwrap();
     let value = |dtype: &str| serde_json::json!({"dtype": dtype, "_type": "Value"});
@@ -715,5 +715,65 @@ fn pyarrow_reads_the_shard() {
         "read_back.py failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Contract 2.0: a variant whose detector keeps boxes past the image (`clip_boxes` false, DETR's
+/// default) validates with such boxes; its boxes must still be finite and ordered, and a shard
+/// whose metadata does not say whether it clips is refused.
+#[test]
+fn unclipped_variants_may_extend_past_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, detector: &str, rows: &[Row]| {
+        let path = dir.path().join(name);
+        let mut meta = metadata();
+        meta.insert(schema::META_DETECTOR.to_string(), detector.to_string());
+        let mut writer = ShardWriter::create(&path, &meta, &ShardOptions::default()).unwrap();
+        writer.write_all(rows.iter().cloned()).unwrap();
+        writer.close().unwrap();
+        path
+    };
+    let mut past = sample_rows()[0].clone();
+    past.proposals[3].bbox.xmin = -12.5; // image is 640 wide, 480 high
+    past.proposals[3].bbox.ymax = 500.0;
+    past.proposal_iou = refaug::write::row::proposal_ious(&past.gt_box, &past.proposals);
+    let (best_index, best_iou) = refaug::write::row::best_match(&past.proposal_iou);
+    past.best_index = best_index;
+    past.best_iou = best_iou;
+    let mut nan = past.clone();
+    nan.ref_id += 1;
+    nan.proposals[0].bbox.xmax = f32::NAN;
+    nan.proposal_iou = refaug::write::row::proposal_ious(&nan.gt_box, &nan.proposals);
+
+    let unclipped = r#"{"family":"detr","name":"detr","clip_boxes":false}"#;
+    let clipped = r#"{"family":"detr","name":"detr","clip_boxes":true}"#;
+    let path = write("unclipped.parquet", unclipped, std::slice::from_ref(&past));
+    assert_eq!(verify_shard(&path, None), vec![]);
+    let path = write("clipped.parquet", clipped, std::slice::from_ref(&past));
+    let v = verify_shard(&path, None);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(
+        v[0].message.contains("not inside the 640x480 image"),
+        "{}",
+        v[0]
+    );
+    let path = write("nan.parquet", unclipped, &[past.clone(), nan]);
+    let v = verify_shard(&path, None);
+    assert!(
+        v.iter()
+            .any(|v| v.message.contains("proposal 0 box")
+                && v.message.contains("not a finite xyxy box")),
+        "{v:?}"
+    );
+    let path = write(
+        "silent.parquet",
+        r#"{"family":"detr","name":"detr"}"#,
+        &[past],
+    );
+    let v = verify_shard(&path, None);
+    assert!(
+        v.iter()
+            .any(|v| v.location == Location::File && v.message.contains("clip_boxes")),
+        "{v:?}"
     );
 }

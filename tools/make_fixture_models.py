@@ -13,8 +13,9 @@ It writes `tests/data/models/`:
   [batch,10,92] + `pred_boxes` [batch,10,4]; torchvision: `images` [3,height,width] -> `boxes`
   [num_detections,4], `labels` int64, `scores`);
 * a few bad models for the error tests (wrong input name, wrong input rank, wrong output layout,
-  wrong class count, NaN output for dark images);
-* `images/*.png`: four synthetic RGB images;
+  wrong class count, NaN output for dark images, a static 64x64 input);
+* `images/*.png`: four synthetic RGB images, and one more (`e_100x76`) for the rectangular YOLO
+  conventions only, a size where AutoShape's and `predict`'s shape rules differ;
 * `expected.json`: the raw outputs of each model on formula-defined input tensors, and the final
   detections of each fixture spec (`detectors/fixture-*.toml`) on each image.
 
@@ -22,9 +23,12 @@ The expected values are computed independently of both onnxruntime and refaug: t
 in numpy (float32), then each family's pre- and post-processing written in numpy as the original
 library does it (ultralytics 8.4 `LetterBox` + `non_max_suppression` + `scale_boxes`;
 yolov5 v7.0 `letterbox` + `non_max_suppression` + `scale_boxes` + detect.py's `.round()`;
-transformers `DetrImageProcessor` normalisation + `post_process_object_detection`; torchvision:
-`to_tensor` + `scores > threshold`), followed by what refaug's `Detector` adds: clip every box to
-the image, sort by score descending (stable). The only library calls are `cv2.resize`
+the calling conventions `fixture-yolov5-autoshape` (yolov5 v7.0 `AutoShape`: stride rectangle,
+no rounding) and `fixture-ultralytics-predict` (ultralytics 8.4 `LetterBox(auto=True)`), both with
+stride 16 so that the 64 px fixtures get rectangles; transformers `DetrImageProcessor`
+normalisation + `post_process_object_detection`, which does not clip; torchvision: `to_tensor` +
+`scores > threshold`), followed by what refaug's `Detector` adds: clip every box to the image
+where the library clips (not DETR), sort by score descending (stable). The only library calls are `cv2.resize`
 (INTER_LINEAR, what both YOLO letterboxes call) and `PIL.Image.resize` (BILINEAR, what
 `DetrImageProcessorPil` calls) for the one image that needs resizing. onnxruntime is used only
 as a cross-check that the ONNX graphs compute what the numpy maths says.
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 
@@ -78,6 +83,22 @@ def make_images() -> dict[str, np.ndarray]:
         "c_64x48": scene(64, 48, (40, 30, 120), [(40, 4, 62, 44, (60, 200, 250)), (4, 20, 24, 46, (10, 10, 10))], 4),
         "d_80x60": scene(80, 60, (150, 60, 200), [(10, 10, 50, 50, (250, 220, 0)), (55, 5, 78, 58, (0, 90, 40))], 8),
     }
+
+
+def make_rect_images() -> dict[str, np.ndarray]:
+    """Images only the rectangular YOLO conventions see (kept out of `make_images`, so the other
+    fixtures do not change): 100x76 at size 64, stride 16 is the fixtures' 428x300 — AutoShape
+    truncates 76 * 0.64 = 48.64 to a 48-row shape and then shrinks the scale (63x48 in 64x48),
+    `LetterBox(auto=True)` rounds it to 49 rows (64x49 in 64x64)."""
+    rng = np.random.default_rng(2025)
+    yy, xx = np.mgrid[0:76, 0:100]
+    img = np.zeros((76, 100, 3), np.float64)
+    for ch in range(3):
+        img[..., ch] = 90 + 50 * (xx / 100) * (ch - 1) + 60 * (yy / 76)
+    img[10:60, 8:45] = (230, 60, 40)
+    img[30:70, 55:95] = (20, 40, 200)
+    img += rng.normal(0, 7, img.shape)
+    return {"e_100x76": np.clip(np.round(img), 0, 255).astype(np.uint8)}
 
 
 def write_png(path: str, img: np.ndarray) -> None:
@@ -287,7 +308,7 @@ def torchvision_np(p, x3):
 # --- graphs ----------------------------------------------------------------------------------------
 
 
-def yolo_graph(p, path, family, input_name="images", input_rank=4, transpose=True):
+def yolo_graph(p, path, family, input_name="images", input_rank=4, transpose=True, static_hw=None):
     G = Graph()
     x = input_name
     if input_rank == 3:
@@ -316,6 +337,8 @@ def yolo_graph(p, path, family, input_name="images", input_rank=4, transpose=Tru
             odims = ["batch", "anchors", 4 + p["classes"]]
     outputs = [vi("output0", TensorProto.FLOAT, odims)]
     in_dims = [3, "height", "width"] if input_rank == 3 else ["batch", 3, "height", "width"]
+    if static_hw is not None:
+        in_dims = [in_dims[0], 3, static_hw, static_hw]
     inputs = [vi(input_name, TensorProto.FLOAT, in_dims)]
     G.model(inputs, outputs, path)
 
@@ -404,13 +427,24 @@ def torchvision_graph(p, path):
 # ---------------------------------------------------------------------------------------------
 
 
-def letterbox_np(img, tw, th, pad=114):
-    """ultralytics LetterBox(auto=False) / yolov5 letterbox(auto=False); returns CHW float32 /255."""
+def letterbox_np(img, tw, th, pad=114, rule="fixed", stride=32):
+    """The YOLO letterboxes; returns CHW float32 /255 (its shape is the model input's).
+
+    rule "fixed": ultralytics LetterBox(auto=False) / yolov5 letterbox(auto=False) to tw x th;
+    "autoshape": yolov5 v7.0 AutoShape.forward for one image: g = max(size) / max(s),
+    shape1 = [make_divisible(int(y * g), stride) for y in s], then letterbox(im, shape1, auto=False);
+    "predict": ultralytics 8.4 LetterBox((th, tw), auto=True, stride): the padding mod stride.
+    """
     import cv2
 
     h, w = img.shape[:2]
+    if rule == "autoshape":
+        g = max(tw, th) / max(h, w)
+        th, tw = [math.ceil(int(y * g) / stride) * stride for y in (h, w)]
     r = min(th / h, tw / w)
     nw, nh = max(round(w * r), 1), max(round(h * r), 1)
+    if rule == "predict":
+        th, tw = nh + int(np.mod(th - nh, stride)), nw + int(np.mod(tw - nw, stride))
     dw, dh = (tw - nw) / 2, (th - nh) / 2
     if (nw, nh) != (w, h):
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
@@ -609,13 +643,17 @@ def f32(v):
     return float(repr(F32(v)).removeprefix("np.float32(").removesuffix(")"))
 
 
-def finish(b, s, c, w, h):
-    """What refaug's Detector adds: clip to the image, stable sort by score descending."""
+def finish(b, s, c, w, h, clip=True):
+    """What refaug's Detector adds: clip to the image where the library clips (`clip`; not
+    DETR), stable sort by score descending."""
     b = b.astype(F32).copy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
-    if len(b) and np.median(np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])) < 3:
+    clipped = b.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, w)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, h)
+    if len(b) and np.median(np.minimum(clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1])) < 3:
         raise Margin("mostly degenerate boxes")
+    if clip:
+        b = clipped
     order = np.argsort(-s, kind="stable")
     return [[f32(v) for v in b[i]] + [f32(s[i]), int(c[i])] for i in order]
 
@@ -625,6 +663,7 @@ def finish(b, s, c, w, h):
 # ---------------------------------------------------------------------------------------------
 
 YOLO_IN = (64, 64)          # fixture specs' input_size: a 64x64 letterbox keeps everything tiny
+RECT_STRIDE = 16            # the rectangular-convention fixture specs' stride (32 would give 64x64 here)
 DETR_EDGES = (48, 80)       # fixture specs' shortest_edge / longest_edge
 CONF = 0.1
 
@@ -644,12 +683,15 @@ def expected_detections(family, p, images):
     out = {}
     for name, img in images.items():
         h, w = img.shape[:2]
-        if family in ("yolov5", "ultralytics"):
-            x = letterbox_np(img, *YOLO_IN)[None]
-            if family == "yolov5":
-                b, s, c = yolov5_post_np(yolov5_np(p, x)[0], CONF, 0.45, 1000, w, h, *YOLO_IN)
+        if family in ("yolov5", "ultralytics", "yolov5-autoshape", "ultralytics-predict"):
+            rule = family.partition("-")[2] or "fixed"
+            x = letterbox_np(img, *YOLO_IN, rule=rule, stride=RECT_STRIDE)[None]
+            tw, th = x.shape[3], x.shape[2]  # scale_boxes(img1_shape=input shape, ...)
+            if family.startswith("yolov5"):
+                b, s, c = yolov5_post_np(yolov5_np(p, x)[0], CONF, 0.45, 1000, w, h, tw, th,
+                                         round_boxes=rule == "fixed")
             else:
-                b, s, c = ultralytics_post_np(ultralytics_np(p, x)[0], CONF, 0.7, 300, w, h, *YOLO_IN)
+                b, s, c = ultralytics_post_np(ultralytics_np(p, x)[0], CONF, 0.7, 300, w, h, tw, th)
             out[name] = finish(b, s, c, w, h)
         elif family in ("detr", "detr-pil"):
             x = detr_pre_np(img, *DETR_EDGES, "pil" if family == "detr-pil" else "torchvision")
@@ -657,7 +699,7 @@ def expected_detections(family, p, images):
                 continue
             logits, boxes = detr_np(p, x[None])
             b, s, c = detr_post_np(logits[0], boxes[0], CONF, w, h)
-            out[name] = finish(b, s, c, w, h)
+            out[name] = finish(b, s, c, w, h, clip=False)
         else:
             x = (img.transpose(2, 0, 1).astype(F32) / F32(255)).astype(F32)
             b, lab, s = torchvision_np(p, x)
@@ -667,7 +709,7 @@ def expected_detections(family, p, images):
             distinct_scores(s, "torchvision")
             keep = s > CONF
             out[name] = finish(b[keep], s[keep], lab[keep], w, h)
-    if family in ("yolov5", "ultralytics") and SUPPRESSED["n"] == 0:
+    if family.startswith(("yolov5", "ultralytics")) and SUPPRESSED["n"] == 0:
         raise Margin(f"{family}: NMS suppressed nothing")
     counts = [len(v) for v in out.values()]
     if min(counts) < 2 or max(counts) > 12:
@@ -680,7 +722,7 @@ def expected_detections(family, p, images):
 
 def search(family, images, classes=80):
     for seed in range(1, 2000):
-        p = draw_params(family.replace("-pil", ""), seed, classes)
+        p = draw_params(family.replace("-pil", "").partition("-")[0], seed, classes)
         try:
             det = expected_detections(family, p, images)
             if family == "detr":
@@ -713,6 +755,11 @@ FIXTURE_SPECS = {
     # spec file: (family, model, extra keys)
     "fixture-yolov5": ("yolov5", "yolov5.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
     "fixture-ultralytics": ("ultralytics", "ultralytics.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
+    "fixture-yolov5-autoshape": ("yolov5", "yolov5_autoshape.onnx", {"convention": '"autoshape"', "classes": '"coco80"',
+                                                           "input_size": "[64, 64]", "stride": str(RECT_STRIDE)}),
+    "fixture-ultralytics-predict": ("ultralytics", "ultralytics_predict.onnx", {"convention": '"predict"', "classes": '"coco80"',
+                                                                        "input_size": "[64, 64]",
+                                                                        "stride": str(RECT_STRIDE)}),
     "fixture-detr": ("detr", "detr.onnx", {"classes": '"coco91"', "shortest_edge": "48", "longest_edge": "80"}),
     "fixture-detr-pil": ("detr", "detr.onnx", {"classes": '"coco91"', "processor": '"pil"', "shortest_edge": "48",
                                                "longest_edge": "80"}),
@@ -752,8 +799,6 @@ def compact_rows(text):
 def main():
     os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
     images = make_images()
-    for name, img in images.items():
-        write_png(os.path.join(OUT, "images", f"{name}.png"), img)
     expected = {"images": {n: [int(i.shape[1]), int(i.shape[0])] for n, i in images.items()},
                 "models": {}, "detections": {}, "nan_image": None}
     raw_out = {}
@@ -766,10 +811,24 @@ def main():
             expected["detections"][k] = v
         print(f"{family}: seed {seed}, boxes per image "
               f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }")
+    # The rectangular conventions get models of their own (searched on all five images), so that
+    # the fixed-convention models and their expectations stay as they were.
+    rect_images = make_rect_images()
+    for rect in ("yolov5-autoshape", "ultralytics-predict"):
+        seed, p, det = search(rect, {**images, **rect_images})
+        params[rect] = p
+        expected["detections"].update(det)
+        print(f"{rect}: seed {seed}, boxes per image "
+              f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }")
+    for name, img in {**images, **rect_images}.items():
+        write_png(os.path.join(OUT, "images", f"{name}.png"), img)
+        expected["images"][name] = [int(img.shape[1]), int(img.shape[0])]
 
-    paths = {f: os.path.join(OUT, f"{f}.onnx") for f in params}
+    paths = {f: os.path.join(OUT, f"{f.replace('-', '_')}.onnx") for f in params}
     yolo_graph(params["yolov5"], paths["yolov5"], "yolov5")
     yolo_graph(params["ultralytics"], paths["ultralytics"], "ultralytics")
+    yolo_graph(params["yolov5-autoshape"], paths["yolov5-autoshape"], "yolov5")
+    yolo_graph(params["ultralytics-predict"], paths["ultralytics-predict"], "ultralytics")
     detr_graph(params["detr"], paths["detr"])
     detr_graph(params["detr"], os.path.join(OUT, "detr_pixel_mask.onnx"), pixel_mask=True)
     torchvision_graph(params["torchvision"], paths["torchvision"])
@@ -796,6 +855,8 @@ def main():
     yolo_graph(pu, os.path.join(OUT, "bad_input_name.onnx"), "ultralytics", input_name="input")
     yolo_graph(pu, os.path.join(OUT, "bad_input_rank.onnx"), "ultralytics", input_rank=3)
     yolo_graph(pu, os.path.join(OUT, "bad_output_layout.onnx"), "ultralytics", transpose=False)
+    # a fixed 64x64 input (a static export): refused by the rectangular conventions
+    yolo_graph(pu, os.path.join(OUT, "static_64.onnx"), "ultralytics", static_hw=64)
     p20 = draw_params("yolov5", 7, classes=20)
     yolo_graph(p20, os.path.join(OUT, "bad_classes.onnx"), "yolov5")
     # NaN for exactly one image (c, the darkest red) of [a, b, c] after the 64x64 letterbox

@@ -29,7 +29,9 @@ detectors of data-manifest.toml, computed independently of the Rust code:
 * post-processing by the generator's numpy versions of ultralytics `non_max_suppression` +
   `scale_boxes` (conf 0.1, IoU 0.7, max_det 300), transformers `post_process_object_detection`
   (threshold 0.1) and torchvision's `scores > 0.1` (max_det 100), then what refaug's `Detector`
-  adds: clip every box to the image, stable sort by descending score;
+  adds: clip every box to the image where the library clips (not DETR: transformers'
+  post-processing keeps boxes past the image, and so does refaug by default), stable sort by
+  descending score;
 * rows: every ref of refs(umd).p with its image_id, split, proposals
   [[xmin, ymin, xmax, ymax, score, class_id], ...] and best_iou = the largest IoU of a proposal with the
   ground-truth box (COCO [x, y, w, h] -> xyxy), 0 without proposals.
@@ -135,11 +137,13 @@ def load_params():
 # ---------------------------------------------------------------------------------------------
 
 
-def finish(b, s, c, w, h):
-    """What refaug's Detector adds: clip to the image, stable sort by descending score."""
+def finish(b, s, c, w, h, clip=True):
+    """What refaug's Detector adds: clip to the image (`clip`: where the library clips; not
+    DETR), stable sort by descending score."""
     b = np.asarray(b, F32).reshape(-1, 4).copy()
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+    if clip:
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
     s = np.asarray(s, F32)
     order = np.argsort(-s, kind="stable")
     return [(b[i].copy(), F32(s[i]), int(c[i])) for i in order]
@@ -186,7 +190,7 @@ def post(variant, spec, raw, w, h):
         return finish(b, s, c, w, h)
     if variant == "detr":
         b, s, c = fixtures.detr_post_np(raw[0], raw[1], SCORE_THRESHOLD, w, h)
-        return finish(b, s, c, w, h)
+        return finish(b, s, c, w, h, clip=False)
     b, lab, s = raw
     for v in s:
         fixtures.check_far(v, SCORE_THRESHOLD, 2e-3, "torchvision score")

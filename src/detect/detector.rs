@@ -7,14 +7,16 @@
 //! [`Detector::detect`] returns one list per image, in the images' order, never depending on how
 //! images were grouped into model calls:
 //!
-//! * YOLO families: every letterboxed input has the spec's size, so up to `max_batch` images go
-//!   into one call when the model's batch axis is dynamic;
-//! * DETR: the model has no `pixel_mask` input, so a padded batch would change the results;
-//!   only images whose processed size is equal share a call (bucketed by size, never padded);
+//! * YOLO families and DETR: only inputs of equal size share a call (bucketed by size, never
+//!   padded), up to `max_batch` images when the model's batch axis is dynamic. With a fixed
+//!   letterbox every input has the spec's size; the rectangular conventions (AutoShape,
+//!   `predict`) and DETR's resize give each image its own size, and a padded batch would change
+//!   the results (the libraries call these models one image at a time);
 //! * torchvision: the graph takes one `[3, H, W]` image per call.
 //!
-//! Every box is then clipped to its image (DETR's post-processing does not clip) and each
-//! image's boxes sorted by descending score, ties kept in the library's order.
+//! Boxes are clipped to the image where the spec says so (`clip_boxes`, by default as the library
+//! does: YOLO and torchvision clip, Hugging Face DETR does not) and each image's boxes sorted by
+//! descending score, ties kept in the library's order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,7 +30,7 @@ use crate::detect::runtime::{RuntimeError, RuntimeOptions, runtime};
 use crate::detect::spec::{DetectorSpec, FamilyConfig, SpecError, YoloConfig};
 use crate::detect::{Detection, Family, detr, torchvision, ultralytics, yolov5};
 use crate::preprocess::Chw;
-use crate::preprocess::letterbox::{LetterboxGeometry, letterbox_tensor};
+use crate::preprocess::letterbox::LetterboxGeometry;
 
 /// Errors of building and running a detector. Every message names the detector and its spec.
 #[derive(Debug, thiserror::Error)]
@@ -155,14 +157,15 @@ pub struct Prepared {
 
 /// The model input of `img` for `spec`'s family: pure, so it can run on any thread. The one home of
 /// "which kernel, which numbers" per family:
-/// * YOLO families: letterbox to the spec's input size (OpenCV INTER_LINEAR, grey pad), `x / 255`;
+/// * YOLO families: letterbox as the spec's convention shapes it (OpenCV INTER_LINEAR, grey pad),
+///   `x / 255`;
 /// * DETR: the chosen Hugging Face processor's resize and normalisation;
 /// * torchvision: `to_tensor` (`x / 255`) of the original image; the graph does the rest.
 pub fn prepare(spec: &DetectorSpec, img: &RgbImage) -> Prepared {
     let (width, height) = (img.width(), img.height());
     let (tensor, geometry) = match &spec.config {
         FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) => {
-            let (t, g) = letterbox_tensor(img, cfg.input_w, cfg.input_h, cfg.pad);
+            let (t, g) = cfg.letterbox.tensor(img);
             (t, Some(g))
         }
         FamilyConfig::Detr { preprocess, .. } => {
@@ -308,7 +311,7 @@ impl Detector {
     }
 
     /// Detect objects in `images`: one list per image, in order, boxes in original-image pixels
-    /// clipped to the image, sorted by descending score.
+    /// (clipped to the image when the spec says so), sorted by descending score.
     pub fn detect(&mut self, images: &[&RgbImage]) -> Result<Vec<Vec<Detection>>, DetectError> {
         for (i, img) in images.iter().enumerate() {
             if img.width() == 0 || img.height() == 0 {
@@ -335,25 +338,14 @@ impl Detector {
         let limit = self.batch_limit();
         match self.spec.config {
             FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) => {
-                // Every letterboxed input has the spec's size: any chunk can share a call.
-                let all: Vec<usize> = (0..inputs.len()).collect();
-                for chunk in all.chunks(limit) {
-                    self.run_yolo(&cfg, inputs, chunk, &mut out)?;
+                for bucket in &same_size_buckets(inputs) {
+                    for chunk in bucket.chunks(limit) {
+                        self.run_yolo(&cfg, inputs, chunk, &mut out)?;
+                    }
                 }
             }
             FamilyConfig::Detr { .. } => {
-                // Bucket by processed size, in order of first appearance; never pad.
-                let mut buckets: Vec<Vec<usize>> = Vec::new();
-                let mut by_size: HashMap<(usize, usize), usize> = HashMap::new();
-                for (i, p) in inputs.iter().enumerate() {
-                    let size = (p.tensor.height, p.tensor.width);
-                    let b = *by_size.entry(size).or_insert_with(|| {
-                        buckets.push(Vec::new());
-                        buckets.len() - 1
-                    });
-                    buckets[b].push(i);
-                }
-                for bucket in &buckets {
+                for bucket in &same_size_buckets(inputs) {
                     for chunk in bucket.chunks(limit) {
                         self.run_detr(inputs, chunk, &mut out)?;
                     }
@@ -377,7 +369,8 @@ impl Detector {
         Ok(out)
     }
 
-    /// Clip to the image, check class ids, sort by descending score (stable), cap at `max_det`.
+    /// Clip to the image (when the spec says so), check class ids, sort by descending score
+    /// (stable), cap at `max_det`.
     fn finish(
         &self,
         image: usize,
@@ -387,10 +380,12 @@ impl Detector {
     ) -> Result<(), DetectError> {
         let (w, h) = (input.width as f32, input.height as f32);
         for d in dets.iter_mut() {
-            d.bbox.xmin = d.bbox.xmin.clamp(0.0, w);
-            d.bbox.xmax = d.bbox.xmax.clamp(0.0, w);
-            d.bbox.ymin = d.bbox.ymin.clamp(0.0, h);
-            d.bbox.ymax = d.bbox.ymax.clamp(0.0, h);
+            if self.spec.clip_boxes {
+                d.bbox.xmin = d.bbox.xmin.clamp(0.0, w);
+                d.bbox.xmax = d.bbox.xmax.clamp(0.0, w);
+                d.bbox.ymin = d.bbox.ymin.clamp(0.0, h);
+                d.bbox.ymax = d.bbox.ymax.clamp(0.0, h);
+            }
             if self.spec.classes.name(d.class_id).is_none() {
                 return Err(DetectError::ClassId {
                     detector: self.id.clone(),
@@ -434,16 +429,12 @@ impl Detector {
         let geoms: Vec<LetterboxGeometry> = chunk
             .iter()
             .map(|&i| {
-                inputs[i].geometry.unwrap_or_else(|| {
-                    LetterboxGeometry::new(
-                        inputs[i].width,
-                        inputs[i].height,
-                        cfg.input_w,
-                        cfg.input_h,
-                    )
-                })
+                inputs[i]
+                    .geometry
+                    .unwrap_or_else(|| cfg.letterbox.geometry(inputs[i].width, inputs[i].height))
             })
             .collect();
+        let clip = self.spec.clip_boxes;
         let family = self.spec.family();
         let classes = self.spec.classes.len();
         let n = chunk.len();
@@ -481,7 +472,7 @@ impl Detector {
             check_finite(slice, "output0", i, &id)?;
             out[i] = match family {
                 Family::Yolov5 => {
-                    yolov5::postprocess(slice, classes, &cfg.nms, &geoms[k], cfg.round_boxes)
+                    yolov5::postprocess(slice, classes, &cfg.nms, &geoms[k], cfg.round_boxes, clip)
                 }
                 _ => ultralytics::postprocess(
                     slice,
@@ -489,6 +480,7 @@ impl Detector {
                     oshape[2] as usize,
                     &cfg.nms,
                     &geoms[k],
+                    clip,
                 ),
             };
         }
@@ -577,6 +569,22 @@ impl Detector {
         out[i] = torchvision::postprocess(boxes, labels, scores, self.spec.score_threshold);
         Ok(())
     }
+}
+
+/// The indices of `inputs` grouped by input size (height, width), groups in order of first
+/// appearance, indices ascending: the model calls that need no padding.
+fn same_size_buckets(inputs: &[&Prepared]) -> Vec<Vec<usize>> {
+    let mut buckets: Vec<Vec<usize>> = Vec::new();
+    let mut by_size: HashMap<(usize, usize), usize> = HashMap::new();
+    for (i, p) in inputs.iter().enumerate() {
+        let size = (p.tensor.height, p.tensor.width);
+        let b = *by_size.entry(size).or_insert_with(|| {
+            buckets.push(Vec::new());
+            buckets.len() - 1
+        });
+        buckets[b].push(i);
+    }
+    buckets
 }
 
 /// "3" or "0..4" (indices into the `images` of one `detect` call).
@@ -847,15 +855,27 @@ fn validate_io(spec: &DetectorSpec, session: &Session) -> Result<ModelIo, String
             }
         }
     };
-    if let FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) = &spec.config
-        && !(decl.fits(2, cfg.input_h as usize) && decl.fits(3, cfg.input_w as usize))
-    {
-        return Err(format!(
-            "input `{want_input}` is {}, but the spec's input_size is [{}, {}] (width, height)",
-            decl.show(),
-            cfg.input_w,
-            cfg.input_h
-        ));
+    if let FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) = &spec.config {
+        let (w, h) = (cfg.letterbox.width, cfg.letterbox.height);
+        if cfg.convention.is_rectangular() {
+            // Each image gets its own stride rectangle: height and width must be symbolic (a
+            // static export makes ultralytics' predictor fall back to its fixed size, and
+            // AutoShape's input would not fit).
+            let symbolic = |i: usize| matches!(decl.dims[i], Dim::Symbolic(_));
+            if !(symbolic(2) && symbolic(3)) {
+                return Err(format!(
+                    "input `{want_input}` is {}: the {:?} convention gives every image its own \
+                     input size, so height and width must be dynamic (export with dynamic axes)",
+                    decl.show(),
+                    cfg.convention.name()
+                ));
+            }
+        } else if !(decl.fits(2, h as usize) && decl.fits(3, w as usize)) {
+            return Err(format!(
+                "input `{want_input}` is {}, but the spec's input_size is [{w}, {h}] (width, height)",
+                decl.show(),
+            ));
+        }
     }
 
     let outputs: HashMap<&str, &ValueType> = session

@@ -15,7 +15,8 @@ pub mod yolov5;
 
 use crate::boxes::BoxXyxy;
 
-/// One box a detector kept: original-image xyxy pixels, clipped to the image.
+/// One box a detector kept: original-image xyxy pixels (clipped to the image unless the spec says
+/// `clip_boxes = false`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     pub bbox: BoxXyxy,

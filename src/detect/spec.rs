@@ -17,9 +17,12 @@
 //! score_threshold = 0.1                 # keep scores strictly greater (the research used 0.1)
 //! nms_iou = 0.7                         # yolov5 0.45, ultralytics 0.7
 //! max_det = 300                         # yolov5 1000, ultralytics 300, detr: queries, torchvision 100
+//! convention = "fixed"                 # yolov5: "detect" | "autoshape"; ultralytics: "fixed" | "predict"
 //! input_size = [640, 640]               # yolo families: letterbox target [width, height]
 //! letterbox_pad = 114                   # yolo families
+//! stride = 32                           # yolo families, rectangular conventions: the network stride
 //! round_boxes = true                    # yolov5: detect.py rounds corners to whole pixels
+//! clip_boxes = true                     # clip boxes to the image (default: as the library does)
 //! processor = "torchvision"             # detr: "torchvision" (transformers 5) | "pil" (transformers 4)
 //! shortest_edge = 800                   # detr
 //! longest_edge = 1333                   # detr
@@ -39,6 +42,7 @@ use std::path::{Path, PathBuf};
 use crate::detect::Family;
 use crate::detect::nms::NmsParams;
 use crate::preprocess::detr::{DetrPreprocess, Processor};
+use crate::preprocess::letterbox::{Letterbox, LetterboxShape};
 
 /// The YOLO families' candidate cap before NMS (`max_nms`, 30000 in yolov5 v7.0 and ultralytics 8.4).
 pub const YOLO_MAX_NMS: usize = 30000;
@@ -167,9 +171,12 @@ struct SpecWire {
     score_threshold: Option<f32>,
     nms_iou: Option<f32>,
     max_det: Option<usize>,
+    convention: Option<Convention>,
     input_size: Option<[u32; 2]>,
     letterbox_pad: Option<u8>,
+    stride: Option<u32>,
     round_boxes: Option<bool>,
+    clip_boxes: Option<bool>,
     processor: Option<Processor>,
     shortest_edge: Option<u32>,
     longest_edge: Option<u32>,
@@ -241,18 +248,84 @@ impl Classes {
     }
 }
 
-/// A YOLO family's letterbox and NMS settings.
+/// How a YOLO detector is called: the library entry point whose pre- and post-processing refaug
+/// reproduces. The one home of what each convention means ([`Convention::letterbox_shape`],
+/// [`Convention::rounds_boxes`]); `../shared/reference/README.md` ("The research's calling
+/// conventions") documents each wrapper's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Convention {
+    /// yolov5 v7.0 `detect.py` on an ONNX model: fixed `input_size` letterbox, corners rounded.
+    Detect,
+    /// yolov5 v7.0 `AutoShape` (`torch.hub.load("ultralytics/yolov5", …)(pil_image)`, how the
+    /// research called YOLOv5s): stride rectangle per image, corners not rounded.
+    Autoshape,
+    /// ultralytics 8.4 `LetterBox(auto=False)`: fixed `input_size` letterbox (a static export, `val`).
+    Fixed,
+    /// ultralytics 8.4 `YOLO(…).predict(image)` (how the research called YOLOv8x) with a `.pt` model
+    /// or a dynamic ONNX: `LetterBox(auto=True)`, the minimum stride rectangle per image.
+    Predict,
+}
+
+impl Convention {
+    /// The convention a family follows when the spec names none (refaug's behaviour before
+    /// conventions were configurable).
+    fn default_for(family: Family) -> Convention {
+        if family == Family::Yolov5 {
+            Convention::Detect
+        } else {
+            Convention::Fixed
+        }
+    }
+
+    /// The family whose library has this entry point.
+    fn family(self) -> Family {
+        match self {
+            Convention::Detect | Convention::Autoshape => Family::Yolov5,
+            Convention::Fixed | Convention::Predict => Family::Ultralytics,
+        }
+    }
+
+    /// How the convention chooses the letterbox target per image.
+    pub fn letterbox_shape(self) -> LetterboxShape {
+        match self {
+            Convention::Detect | Convention::Fixed => LetterboxShape::Fixed,
+            Convention::Autoshape => LetterboxShape::AutoShape,
+            Convention::Predict => LetterboxShape::MinRect,
+        }
+    }
+
+    /// Whether the convention rounds the scaled corners to whole pixels: only `detect.py`
+    /// (`scale_boxes(...).round()`); AutoShape and the ultralytics predictor do not.
+    pub fn rounds_boxes(self) -> bool {
+        self == Convention::Detect
+    }
+
+    /// The spec and reference name: `detect`, `autoshape`, `fixed`, `predict`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Detect => "detect",
+            Convention::Autoshape => "autoshape",
+            Convention::Fixed => "fixed",
+            Convention::Predict => "predict",
+        }
+    }
+
+    /// The input shape varies per image (the model needs dynamic height and width).
+    pub fn is_rectangular(self) -> bool {
+        self.letterbox_shape() != LetterboxShape::Fixed
+    }
+}
+
+/// A YOLO family's calling convention, letterbox and NMS settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct YoloConfig {
-    /// Letterbox target width.
-    pub input_w: u32,
-    /// Letterbox target height.
-    pub input_h: u32,
-    /// Letterbox grey level.
-    pub pad: u8,
+    pub convention: Convention,
+    /// Target size, shape rule (from the convention), stride and grey level.
+    pub letterbox: Letterbox,
     /// `non_max_suppression`'s numbers (conf = the spec's `score_threshold`).
     pub nms: NmsParams,
-    /// yolov5 only: round the scaled corners to whole pixels (detect.py); false for ultralytics.
+    /// Round the scaled corners to whole pixels (default: only yolov5 `detect.py` does).
     pub round_boxes: bool,
 }
 
@@ -291,6 +364,10 @@ pub struct DetectorSpec {
     /// Keep scores strictly greater than this.
     pub score_threshold: f32,
     pub config: FamilyConfig,
+    /// Clip boxes to the image. Default: as the original library does — the YOLO libraries'
+    /// `scale_boxes` and torchvision's graph clip; Hugging Face DETR's
+    /// `post_process_object_detection` does not (its boxes may extend past the image).
+    pub clip_boxes: bool,
     /// Free text for people: where the weights come from.
     pub description: Option<String>,
     /// The command that produces the model file (shown when it is missing).
@@ -446,10 +523,12 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
     let is_yolo = matches!(family, Family::Yolov5 | Family::Ultralytics);
     let is_detr = family == Family::Detr;
     // Refuse the keys of other families: a silently ignored setting is a wrong run.
-    let family_keys: [(&'static str, bool, bool); 9] = [
+    let family_keys: [(&'static str, bool, bool); 12] = [
         ("nms_iou", w.nms_iou.is_some(), is_yolo),
+        ("convention", w.convention.is_some(), is_yolo),
         ("input_size", w.input_size.is_some(), is_yolo),
         ("letterbox_pad", w.letterbox_pad.is_some(), is_yolo),
+        ("stride", w.stride.is_some(), is_yolo),
         (
             "round_boxes",
             w.round_boxes.is_some(),
@@ -460,10 +539,17 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
         ("longest_edge", w.longest_edge.is_some(), is_detr),
         ("mean", w.mean.is_some(), is_detr),
         ("std", w.std.is_some(), is_detr),
+        // torchvision detection models clip inside the graph: unclipped boxes cannot be had.
+        (
+            "clip_boxes",
+            w.clip_boxes == Some(false),
+            family != Family::Torchvision,
+        ),
     ];
     if let Some((key, _, _)) = family_keys.iter().find(|(_, set, ok)| *set && !*ok) {
         return Err(not_for(key));
     }
+    let clip_boxes = w.clip_boxes.unwrap_or(family != Family::Detr);
 
     let config = match family {
         Family::Yolov5 | Family::Ultralytics => {
@@ -483,10 +569,56 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
             if !(iou > 0.0 && iou <= 1.0) {
                 return Err(invalid("nms_iou", format!("{iou}: expected 0 < iou <= 1")));
             }
+            let convention = w.convention.unwrap_or(Convention::default_for(family));
+            if convention.family() != family {
+                let valid = if family == Family::Yolov5 {
+                    "\"detect\" or \"autoshape\""
+                } else {
+                    "\"fixed\" or \"predict\""
+                };
+                return Err(invalid(
+                    "convention",
+                    format!(
+                        "{:?} is a {:?} convention; the {family:?} family's are {valid}",
+                        convention.name(),
+                        convention.family()
+                    ),
+                ));
+            }
+            let stride = w.stride.unwrap_or(32);
+            if stride == 0 {
+                return Err(invalid("stride", "must be positive".into()));
+            }
+            if w.stride.is_some() && !convention.is_rectangular() {
+                return Err(invalid(
+                    "stride",
+                    format!(
+                        "only the rectangular conventions (autoshape, predict) use it, not {:?}",
+                        convention.name()
+                    ),
+                ));
+            }
+            // ultralytics' `check_imgsz(imgsz, stride)` rounds a size up to a stride multiple;
+            // refaug asks for one instead of silently using another size.
+            if convention == Convention::Predict
+                && (!input_w.is_multiple_of(stride) || !input_h.is_multiple_of(stride))
+            {
+                return Err(invalid(
+                    "input_size",
+                    format!(
+                        "[{input_w}, {input_h}]: the predict convention needs multiples of the stride {stride}"
+                    ),
+                ));
+            }
             let cfg = YoloConfig {
-                input_w,
-                input_h,
-                pad: w.letterbox_pad.unwrap_or(114),
+                convention,
+                letterbox: Letterbox {
+                    width: input_w,
+                    height: input_h,
+                    shape: convention.letterbox_shape(),
+                    stride,
+                    pad: w.letterbox_pad.unwrap_or(114),
+                },
                 nms: NmsParams {
                     conf_threshold: score_threshold,
                     iou_threshold: iou,
@@ -494,7 +626,7 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
                     max_nms: YOLO_MAX_NMS,
                     max_wh: YOLO_MAX_WH,
                 },
-                round_boxes: family == Family::Yolov5 && w.round_boxes.unwrap_or(true),
+                round_boxes: w.round_boxes.unwrap_or(convention.rounds_boxes()),
             };
             if family == Family::Yolov5 {
                 FamilyConfig::Yolov5(cfg)
@@ -546,6 +678,7 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
         classes,
         score_threshold,
         config,
+        clip_boxes,
         description: w.description,
         export: w.export,
     })
@@ -571,8 +704,10 @@ impl DetectorSpec {
             .map(|f| f.to_string_lossy().into_owned());
         let processing = match &self.config {
             FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) => serde_json::json!({
-                "input_size": [c.input_w, c.input_h],
-                "letterbox_pad": c.pad,
+                "convention": c.convention.name(),
+                "input_size": [c.letterbox.width, c.letterbox.height],
+                "letterbox_pad": c.letterbox.pad,
+                "stride": c.convention.is_rectangular().then_some(c.letterbox.stride),
                 "nms_iou": c.nms.iou_threshold,
                 "max_det": c.nms.max_det,
                 "max_nms": c.nms.max_nms,
@@ -601,6 +736,7 @@ impl DetectorSpec {
             "classes": self.classes.label(),
             "trained_on": self.trained_on,
             "sees_eval_images": self.sees_eval_images,
+            "clip_boxes": self.clip_boxes,
             "processing": processing,
         })
     }
@@ -648,7 +784,13 @@ classes = "coco80"
         let FamilyConfig::Ultralytics(c) = s.config else {
             panic!("{:?}", s.config)
         };
-        assert_eq!((c.input_w, c.input_h, c.pad), (640, 640, 114));
+        assert_eq!(
+            (c.letterbox.width, c.letterbox.height, c.letterbox.pad),
+            (640, 640, 114)
+        );
+        assert_eq!(c.convention, Convention::Fixed);
+        assert_eq!(c.letterbox.shape, LetterboxShape::Fixed);
+        assert!(s.clip_boxes);
         assert_eq!((c.nms.iou_threshold, c.nms.max_det), (0.7, 300));
         assert_eq!((c.nms.max_nms, c.nms.max_wh), (30000, 7680.0));
         assert!(!c.round_boxes);
@@ -730,6 +872,78 @@ classes = "coco80"
         assert!(e.to_string().contains("score_threshold"), "{e}");
         let e = parse(&format!("{MINIMAL}\nnms_iou = 0\n")).unwrap_err();
         assert!(e.to_string().contains("nms_iou"), "{e}");
+    }
+
+    #[test]
+    fn conventions_belong_to_their_family() {
+        let v5 = MINIMAL.replace("ultralytics", "yolov5");
+        let s = parse(&format!("{v5}convention = \"autoshape\"\n")).unwrap();
+        let FamilyConfig::Yolov5(c) = s.config else {
+            panic!()
+        };
+        assert_eq!(c.letterbox.shape, LetterboxShape::AutoShape);
+        assert_eq!(c.letterbox.stride, 32);
+        assert!(!c.round_boxes, "AutoShape does not round");
+        assert_eq!(s.describe("x")["processing"]["convention"], "autoshape");
+        let s = parse(&format!("{MINIMAL}convention = \"predict\"\nstride = 64\n")).unwrap();
+        let FamilyConfig::Ultralytics(c) = s.config else {
+            panic!()
+        };
+        assert_eq!(
+            (c.letterbox.shape, c.letterbox.stride),
+            (LetterboxShape::MinRect, 64)
+        );
+        for (text, key) in [
+            (
+                format!("{MINIMAL}convention = \"autoshape\"\n"),
+                "convention",
+            ),
+            (format!("{v5}convention = \"predict\"\n"), "convention"),
+            (format!("{MINIMAL}stride = 16\n"), "stride"),
+            (
+                format!("{MINIMAL}convention = \"predict\"\ninput_size = [640, 630]\n"),
+                "input_size",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(
+                matches!(&e, SpecError::Invalid { key: k, .. } if *k == key),
+                "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn clipping_follows_the_library_unless_the_spec_says() {
+        let detr = MINIMAL
+            .replace("ultralytics", "detr")
+            .replace("coco80", "coco91");
+        assert!(!parse(&detr).unwrap().clip_boxes, "DETR does not clip");
+        assert!(
+            parse(&format!("{detr}clip_boxes = true\n"))
+                .unwrap()
+                .clip_boxes
+        );
+        assert!(parse(MINIMAL).unwrap().clip_boxes);
+        assert!(
+            !parse(&format!("{MINIMAL}clip_boxes = false\n"))
+                .unwrap()
+                .clip_boxes
+        );
+        let tv = MINIMAL.replace("ultralytics", "torchvision");
+        assert!(parse(&tv).unwrap().clip_boxes);
+        let e = parse(&format!("{tv}clip_boxes = false\n")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SpecError::NotForFamily {
+                    key: "clip_boxes",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(parse(&detr).unwrap().describe("x")["clip_boxes"], false);
     }
 
     #[test]

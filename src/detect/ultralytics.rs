@@ -11,7 +11,9 @@ use crate::detect::{Detection, clamp_like_torch};
 use crate::preprocess::letterbox::LetterboxGeometry;
 
 /// One image's `output0` block, `[4 + classes, anchors]` → boxes in original-image pixels, as
-/// `ultralytics.utils.nms.non_max_suppression` + `ops.scale_boxes` + clip do.
+/// `ultralytics.utils.nms.non_max_suppression` + `ops.scale_boxes` + clip do. `geom` is the
+/// letterbox of the convention (fixed or `LetterBox(auto=True)`): `scale_boxes(im.shape[2:], …)`
+/// takes the input shape either way. `clip`: `clip_boxes` (the library always clips).
 ///
 /// Output order: descending score (equal scores in anchor order, see [`crate::detect::nms`]).
 ///
@@ -23,10 +25,11 @@ pub fn postprocess(
     anchors: usize,
     params: &NmsParams,
     geom: &LetterboxGeometry,
+    clip: bool,
 ) -> Vec<Detection> {
     let candidates = candidates(pred, classes, anchors, params.conf_threshold);
     let keep = class_aware_nms(&candidates, params);
-    let scale = ScaleBoxes::new(geom);
+    let scale = ScaleBoxes::new(geom, clip);
     keep.into_iter()
         .map(|k| {
             let c = &candidates[k];
@@ -92,7 +95,7 @@ pub fn candidates(
 /// `gain = min(h1 / h0, w1 / w0)`; `new_h, new_w = max(round(h0·gain), 1), max(round(w0·gain), 1)`;
 /// `gain_y, gain_x = new_h / h0, new_w / w0`; `pad_x = round((w1 − new_w) / 2 − 0.1)`, same for y
 /// (Python `round`: half to even); then in float32 `x −= pad_x`, `x /= gain_x`, same for y, clamp
-/// to `[0, w0]`, `[0, h0]`.
+/// to `[0, w0]`, `[0, h0]` (when `clip`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScaleBoxes {
     pad_x: f32,
@@ -101,12 +104,13 @@ pub struct ScaleBoxes {
     gain_y: f32,
     w0: f32,
     h0: f32,
+    clip: bool,
 }
 
 impl ScaleBoxes {
     /// The rescaling for `geom`'s model input (`img1_shape`) and original image (`img0_shape`),
-    /// recomputed from the two shapes as the library does.
-    pub fn new(geom: &LetterboxGeometry) -> Self {
+    /// recomputed from the two shapes as the library does; `clip`: `clip_boxes` afterwards.
+    pub fn new(geom: &LetterboxGeometry, clip: bool) -> Self {
         let (h1, w1) = (geom.input_h() as f64, geom.input_w() as f64);
         let (h0, w0) = (geom.orig_h as f64, geom.orig_w as f64);
         let gain = (h1 / h0).min(w1 / w0);
@@ -122,16 +126,26 @@ impl ScaleBoxes {
             gain_y: (new_h / h0) as f32,
             w0: w0 as f32,
             h0: h0 as f32,
+            clip,
         }
     }
 
-    /// One xyxy box in model-input pixels → original-image pixels, clipped.
+    /// One xyxy box in model-input pixels → original-image pixels, clipped when asked.
     pub fn apply(&self, b: [f32; 4]) -> [f32; 4] {
+        let scaled = [
+            (b[0] - self.pad_x) / self.gain_x,
+            (b[1] - self.pad_y) / self.gain_y,
+            (b[2] - self.pad_x) / self.gain_x,
+            (b[3] - self.pad_y) / self.gain_y,
+        ];
+        if !self.clip {
+            return scaled;
+        }
         [
-            clamp_like_torch((b[0] - self.pad_x) / self.gain_x, self.w0),
-            clamp_like_torch((b[1] - self.pad_y) / self.gain_y, self.h0),
-            clamp_like_torch((b[2] - self.pad_x) / self.gain_x, self.w0),
-            clamp_like_torch((b[3] - self.pad_y) / self.gain_y, self.h0),
+            clamp_like_torch(scaled[0], self.w0),
+            clamp_like_torch(scaled[1], self.h0),
+            clamp_like_torch(scaled[2], self.w0),
+            clamp_like_torch(scaled[3], self.h0),
         ]
     }
 }
@@ -144,7 +158,7 @@ mod tests {
     fn scale_boxes_uses_the_letterbox_rounding() {
         // 600×400 → 640×427 at the top 106 px (odd padding 213: 106 above, 107 below).
         let g = LetterboxGeometry::new(600, 400, 640, 640);
-        let s = ScaleBoxes::new(&g);
+        let s = ScaleBoxes::new(&g, true);
         assert_eq!((s.pad_x, s.pad_y), (0.0, 106.0));
         assert_eq!(s.gain_x, (640.0f64 / 600.0) as f32);
         assert_eq!(s.gain_y, (427.0f64 / 400.0) as f32);

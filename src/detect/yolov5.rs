@@ -3,7 +3,9 @@
 //! Post-processing mirrors `utils/general.py` of v7.0 as `detect.py` calls it:
 //! `non_max_suppression(pred, conf_thres, iou_thres, classes=None, agnostic=False,
 //! multi_label=False, max_det)`, then `scale_boxes(im.shape[2:], det[:, :4], im0.shape)` and
-//! `.round()`.
+//! `.round()`; `models/common.py` `AutoShape.forward` calls the same functions with the same
+//! arguments (`conf`, `iou` 0.45, `max_det` 1000 as attributes) and `scale_boxes(shape1, …)`,
+//! without the rounding.
 
 use crate::boxes::BoxXyxy;
 use crate::detect::nms::{Candidate, NmsParams, class_aware_nms, xywh_to_xyxy};
@@ -11,7 +13,10 @@ use crate::detect::{Detection, clamp_like_torch};
 use crate::preprocess::letterbox::LetterboxGeometry;
 
 /// One image's `output0` rows, `[anchors, 5 + classes]` → boxes in original-image pixels, as
-/// `non_max_suppression` + `scale_boxes` (+ `.round()` when `round_boxes`, as `detect.py`) do.
+/// `non_max_suppression` + `scale_boxes` (+ `.round()` when `round_boxes`, as `detect.py`; not
+/// AutoShape) do. `geom` is the letterbox of the convention (detect.py's fixed size or
+/// AutoShape's `shape1`: `scale_boxes(shape1, …)` takes the input shape either way). `clip`:
+/// `scale_boxes`' `clip_boxes` (the library always clips; `false` keeps the unclipped corners).
 ///
 /// Output order: descending score (equal scores in anchor order, see [`crate::detect::nms`]).
 ///
@@ -23,10 +28,11 @@ pub fn postprocess(
     params: &NmsParams,
     geom: &LetterboxGeometry,
     round_boxes: bool,
+    clip: bool,
 ) -> Vec<Detection> {
     let candidates = candidates(pred, classes, params.conf_threshold);
     let keep = class_aware_nms(&candidates, params);
-    let scale = ScaleBoxes::new(geom);
+    let scale = ScaleBoxes::new(geom, clip);
     keep.into_iter()
         .map(|k| {
             let c = &candidates[k];
@@ -145,7 +151,7 @@ fn best_class(cls: &[f32], obj: f32, conf_threshold: f32) -> Option<(f32, usize)
 /// and **unrounded** padding, unlike ultralytics 8.4:
 /// `gain = min(h1 / h0, w1 / w0)`, `pad = ((w1 − w0·gain) / 2, (h1 − h0·gain) / 2)` (Python
 /// floats), then in float32 `x −= pad_x`, `y −= pad_y`, `xyxy /= gain`, clamp to `[0, w0]`,
-/// `[0, h0]`.
+/// `[0, h0]` (when `clip`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScaleBoxes {
     pad_x: f32,
@@ -153,11 +159,13 @@ pub struct ScaleBoxes {
     gain: f32,
     w0: f32,
     h0: f32,
+    clip: bool,
 }
 
 impl ScaleBoxes {
-    /// The rescaling for `geom`'s model input (`img1_shape`) and original image (`img0_shape`).
-    pub fn new(geom: &LetterboxGeometry) -> Self {
+    /// The rescaling for `geom`'s model input (`img1_shape`) and original image (`img0_shape`);
+    /// `clip`: `clip_boxes` afterwards, as the library does.
+    pub fn new(geom: &LetterboxGeometry, clip: bool) -> Self {
         let (h1, w1) = (geom.input_h() as f64, geom.input_w() as f64);
         let (h0, w0) = (geom.orig_h as f64, geom.orig_w as f64);
         let gain = (h1 / h0).min(w1 / w0);
@@ -170,15 +178,19 @@ impl ScaleBoxes {
             gain: gain as f32,
             w0: w0 as f32,
             h0: h0 as f32,
+            clip,
         }
     }
 
-    /// One xyxy box in model-input pixels → original-image pixels, clipped.
+    /// One xyxy box in model-input pixels → original-image pixels, clipped when asked.
     pub fn apply(&self, b: [f32; 4]) -> [f32; 4] {
         let x1 = (b[0] - self.pad_x) / self.gain;
         let y1 = (b[1] - self.pad_y) / self.gain;
         let x2 = (b[2] - self.pad_x) / self.gain;
         let y2 = (b[3] - self.pad_y) / self.gain;
+        if !self.clip {
+            return [x1, y1, x2, y2];
+        }
         [
             clamp_like_torch(x1, self.w0),
             clamp_like_torch(y1, self.h0),
@@ -196,7 +208,7 @@ mod tests {
     fn scale_boxes_keeps_fractional_padding() {
         // 600×400 → 640×640: gain = 16/15, pad_y = (640 − 400·16/15)/2 = 106.666…, pad_x = 0.
         let g = LetterboxGeometry::new(600, 400, 640, 640);
-        let s = ScaleBoxes::new(&g);
+        let s = ScaleBoxes::new(&g, true);
         assert_eq!(s.pad_x, 0.0);
         assert_eq!(s.pad_y, (320.0f64 / 3.0) as f32);
         assert_eq!(s.gain, (16.0f64 / 15.0) as f32);

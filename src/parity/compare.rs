@@ -6,7 +6,9 @@
 //!   pair; pairs are taken greedily by decreasing IoU, then smaller |Δscore|, then reference row,
 //!   then candidate row; each box is used at most once;
 //! * a zero-area box (width or height ≤ 0) has no IoU: a pair with one counts as IoU 1 when all
-//!   four corners agree within 0.01 px, else 0;
+//!   four corners agree within 0.01 px, else 0; with `--thin-px T` (`thin_px`) the same for a pair
+//!   where a box is narrower or lower than T px (unrounded thin boxes, whose IoU reacts to the last
+//!   printed digit: `compare_boxes.py --thin-px 1`);
 //! * match rate = matched / max(reference boxes, candidate boxes), 1 when both are empty.
 //!
 //! The CSV format is the reference's: a header naming at least `file_name, xmin, ymin, xmax, ymax,
@@ -268,6 +270,9 @@ pub struct MatchCriteria {
     pub score_tol: f64,
     /// `--degenerate-tol`: zero-area boxes match when every corner is within this many px (0.01).
     pub degenerate_tol: f64,
+    /// `--thin-px`: boxes narrower or lower than this many px are matched by corners too (0 = off,
+    /// the script's default).
+    pub thin_px: f64,
     /// `--ignore-class`: do not require equal classes.
     pub ignore_class: bool,
 }
@@ -278,16 +283,23 @@ impl Default for MatchCriteria {
             iou_min: 0.99,
             score_tol: 1e-3,
             degenerate_tol: 0.01,
+            thin_px: 0.0,
             ignore_class: false,
         }
     }
 }
 
-/// IoU as `compare_boxes.py` computes it; for a zero-area box 1 or 0 by corner distance.
-pub fn iou(a: &CsvBox, b: &CsvBox, degenerate_tol: f64) -> f64 {
+/// IoU as `compare_boxes.py` computes it; for a zero-area box, or a box thinner than `thin_px`
+/// (when positive), 1 or 0 by corner distance.
+pub fn iou(a: &CsvBox, b: &CsvBox, degenerate_tol: f64, thin_px: f64) -> f64 {
     let area_a = (a.xmax - a.xmin).max(0.0) * (a.ymax - a.ymin).max(0.0);
     let area_b = (b.xmax - b.xmin).max(0.0) * (b.ymax - b.ymin).max(0.0);
-    if area_a <= 0.0 || area_b <= 0.0 {
+    let thinnest = (a.xmax - a.xmin)
+        .min(a.ymax - a.ymin)
+        .min(b.xmax - b.xmin)
+        .min(b.ymax - b.ymin);
+    let thin = thin_px > 0.0 && thinnest < thin_px;
+    if area_a <= 0.0 || area_b <= 0.0 || thin {
         let d = [
             (a.xmin - b.xmin).abs(),
             (a.ymin - b.ymin).abs(),
@@ -341,7 +353,7 @@ pub fn match_image(
             if ds > crit.score_tol || (use_class && a.class != b.class) {
                 continue;
             }
-            let v = iou(a, b, crit.degenerate_tol);
+            let v = iou(a, b, crit.degenerate_tol, crit.thin_px);
             if v >= crit.iou_min {
                 pairs.push((v, ds, i, j));
             }
@@ -568,13 +580,46 @@ xmin,file_name,ymin,xmax,ymax,confidence,class,extra
         let stats = match_image(r.boxes("a"), c.boxes("a"), &crit, false);
         assert_eq!(stats.matched, 1);
         assert_eq!(stats.min_iou, Some(1.0));
-        let v = iou(&r.boxes("a")[0], &c.boxes("a")[1], 0.01);
+        let v = iou(&r.boxes("a")[0], &c.boxes("a")[1], 0.01, 0.0);
         assert!((v - 100.0 / 100.5).abs() < 1e-12, "{v}");
         // Each box once: the same candidate twice against one reference box is one match.
         let twice = table("file_name,xmin,ymin,xmax,ymax,confidence\na,0,0,100,100,0.5\n");
         assert_eq!(
             match_image(twice.boxes("a"), c.boxes("a"), &crit, false).matched,
             1
+        );
+    }
+
+    /// `compare_boxes.py --thin-px 1`: a box under 1 px wide is matched by its corners (within
+    /// 0.01 px) instead of its IoU. Worked out by hand: A (0.2 px wide) vs A' (right edge 0.005 px
+    /// left): IoU 0.195 / 0.2 = 0.975 < 0.99, corners within 0.005 px; B (0.9 px wide, 100 high) vs
+    /// B' (0.002 px wider, 0.02 px taller): IoU 90 / (0.902 · 100.02) = 0.9976, corners 0.02 px off.
+    #[test]
+    fn thin_boxes_match_by_corners_when_asked() {
+        let reference = "file_name,xmin,ymin,xmax,ymax,confidence\n\
+                         a,10,0,10.2,50,0.5\n\
+                         b,10,0,10.9,100,0.5\n";
+        let cand = "file_name,xmin,ymin,xmax,ymax,confidence\n\
+                    a,10,0,10.195,50,0.5\n\
+                    b,10,0,10.902,100.02,0.5\n";
+        let (r, c) = (table(reference), table(cand));
+        let by_iou = compare(&r, &c, &MatchCriteria::default());
+        assert_eq!(
+            by_iou.images.iter().map(|m| m.matched).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        let thin = MatchCriteria {
+            thin_px: 1.0,
+            ..MatchCriteria::default()
+        };
+        let by_corners = compare(&r, &c, &thin);
+        assert_eq!(
+            by_corners
+                .images
+                .iter()
+                .map(|m| m.matched)
+                .collect::<Vec<_>>(),
+            [1, 0]
         );
     }
 

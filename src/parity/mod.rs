@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::decode;
 use crate::preprocess::Chw;
 use crate::preprocess::detr::{DetrPreprocess, Processor};
-use crate::preprocess::letterbox::letterbox_tensor;
+use crate::preprocess::letterbox::{Letterbox, LetterboxShape};
 
 /// One line of `fingerprints.jsonl`: what the reference computed for one (detector, image).
 /// The fields are in the reference's key order (serialising gives its lines).
@@ -28,7 +28,8 @@ pub struct Fingerprint {
     pub detector: String,
     /// The ONNX file name.
     pub model: String,
-    /// `"torchvision"` / `"pil"` for DETR, else `None`.
+    /// `"torchvision"` / `"pil"` for DETR, the calling convention `"autoshape"` / `"predict"` for
+    /// the YOLO detectors called through the libraries' wrappers, else `None`.
     pub processor: Option<String>,
     /// The image's `file_name` in `instances.json` (relative to the images folder).
     pub file_name: String,
@@ -99,8 +100,8 @@ pub fn sha256_chw(t: &Chw) -> String {
 /// How a detector's model input is made from the decoded image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InputRecipe {
-    /// YOLO: letterbox to `width × height` with grey `pad`, `x / 255`, batch of one.
-    Letterbox { width: u32, height: u32, pad: u8 },
+    /// YOLO: letterbox (fixed, AutoShape's or `predict`'s), `x / 255`, batch of one.
+    Letterbox(Letterbox),
     /// torchvision detection models: `to_tensor` of the original image, no batch dimension.
     UnitChw,
     /// Hugging Face DETR processors (`preprocess::detr`), batch of one.
@@ -113,15 +114,17 @@ impl InputRecipe {
     pub fn for_fingerprint(fp: &Fingerprint) -> Option<InputRecipe> {
         let name = fp.detector.as_str();
         if name.starts_with("yolo") {
-            // The letterbox target is the fixed input size the reference fed: [1, 3, H, W].
-            match fp.input_shape.as_slice() {
-                [1, 3, h, w] => Some(InputRecipe::Letterbox {
-                    width: *w as u32,
-                    height: *h as u32,
-                    pad: 114,
-                }),
-                _ => None,
-            }
+            // `reference/README.md`: the wrappers' target is imgsz / size 640 (stride 32); the
+            // fixed convention's is the input size the reference fed, [1, 3, H, W].
+            let (width, height, shape) = match (fp.processor.as_deref(), fp.input_shape.as_slice())
+            {
+                (Some("autoshape"), _) => (640, 640, LetterboxShape::AutoShape),
+                (Some("predict"), _) => (640, 640, LetterboxShape::MinRect),
+                (None, [1, 3, h, w]) => (*w as u32, *h as u32, LetterboxShape::Fixed),
+                _ => return None,
+            };
+            let letterbox = Letterbox::with_defaults(width, height, shape);
+            Some(InputRecipe::Letterbox(letterbox))
         } else if name.starts_with("fasterrcnn") {
             Some(InputRecipe::UnitChw)
         } else if name.starts_with("detr") {
@@ -145,9 +148,7 @@ impl InputRecipe {
     /// Compute the model input for `img`.
     pub fn input(&self, img: &RgbImage) -> Chw {
         match *self {
-            InputRecipe::Letterbox { width, height, pad } => {
-                letterbox_tensor(img, width, height, pad).0
-            }
+            InputRecipe::Letterbox(letterbox) => letterbox.tensor(img).0,
             InputRecipe::UnitChw => Chw::from_rgb_unit(img),
             InputRecipe::Detr(cfg) => crate::preprocess::detr::preprocess(img, &cfg),
         }
@@ -405,14 +406,29 @@ mod tests {
 
     #[test]
     fn recipes_by_family() {
+        let letterbox = |shape| {
+            Some(InputRecipe::Letterbox(Letterbox::with_defaults(
+                640, 640, shape,
+            )))
+        };
         let y = fingerprint("yolov8n-cal", None, vec![1, 3, 640, 640]);
         assert_eq!(
             InputRecipe::for_fingerprint(&y),
-            Some(InputRecipe::Letterbox {
-                width: 640,
-                height: 640,
-                pad: 114
-            })
+            letterbox(LetterboxShape::Fixed)
+        );
+        let y = fingerprint("yolov8n-cal@predict", Some("predict"), vec![1, 3, 448, 640]);
+        assert_eq!(
+            InputRecipe::for_fingerprint(&y),
+            letterbox(LetterboxShape::MinRect)
+        );
+        let y = fingerprint(
+            "yolov5n-cal@autoshape",
+            Some("autoshape"),
+            vec![1, 3, 448, 640],
+        );
+        assert_eq!(
+            InputRecipe::for_fingerprint(&y),
+            letterbox(LetterboxShape::AutoShape)
         );
         let f = fingerprint(
             "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal",

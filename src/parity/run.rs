@@ -11,9 +11,11 @@
 //! Writes `<out>/<detector>.csv` and `<out>/fingerprints.jsonl` in the reference formats, so the
 //! reference's own tools can compare them too.
 //!
-//! Boxes outside the image: refaug clips every box to its image (its output contract); the
-//! Hugging Face DETR post-processing does not. The boxes are therefore compared with the reference
-//! clipped to the image (the checked number) and, for information, with the raw reference.
+//! Boxes outside the image: refaug clips a box to its image when its spec says so (`clip_boxes`,
+//! by default as the library does: the YOLO libraries and torchvision clip, Hugging Face DETR
+//! does not). The boxes are compared with the reference treated the same way — clipped for a spec
+//! that clips (a no-op for the libraries that clip themselves), as written otherwise — and, when
+//! clipping changed reference boxes, with the reference as written too, for information.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -98,12 +100,16 @@ pub enum ParityRunError {
 /// The box stage of one detector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxStage {
-    /// refaug's boxes vs the reference clipped to the image: the checked number.
-    pub clipped: BoxComparison,
-    /// refaug's boxes vs the reference as written (for information).
-    pub raw: BoxComparison,
-    /// Reference boxes that extend beyond their image (changed by clipping).
+    /// refaug's boxes vs the reference treated as the spec treats boxes (clipped to the image
+    /// when the spec clips, as written otherwise): the checked number.
+    pub checked: BoxComparison,
+    /// The spec clips boxes to the image.
+    pub clipped: bool,
+    /// Reference boxes that extend beyond their image.
     pub reference_outside: usize,
+    /// refaug's boxes vs the reference as written, when clipping changed reference boxes
+    /// (information only).
+    pub raw: Option<BoxComparison>,
 }
 
 /// All stages of one detector.
@@ -142,7 +148,7 @@ impl DetectorParity {
             && self
                 .boxes
                 .as_ref()
-                .is_some_and(|b| b.clipped.rate() >= min_rate)
+                .is_some_and(|b| b.checked.rate() >= min_rate)
     }
 }
 
@@ -166,6 +172,8 @@ pub struct ParityOutcome {
     pub detectors: Vec<DetectorParity>,
     /// The intra-op threads of every session.
     pub threads: usize,
+    /// The box matching rules used.
+    pub criteria: MatchCriteria,
 }
 
 impl ParityOutcome {
@@ -205,7 +213,8 @@ fn input_name(family: Family) -> &'static str {
     }
 }
 
-/// The DETR processor's name in the fingerprints (`null` for other families).
+/// The fingerprints' `processor`: the DETR processor, the YOLO wrapper convention (`autoshape`,
+/// `predict`), `null` otherwise (the fixed YOLO letterbox, torchvision).
 fn processor_name(spec: &DetectorSpec) -> Option<String> {
     match spec.config {
         FamilyConfig::Detr { preprocess, .. } => Some(
@@ -215,6 +224,9 @@ fn processor_name(spec: &DetectorSpec) -> Option<String> {
             }
             .to_string(),
         ),
+        FamilyConfig::Yolov5(c) | FamilyConfig::Ultralytics(c) if c.convention.is_rectangular() => {
+            Some(c.convention.name().to_string())
+        }
         _ => None,
     }
 }
@@ -293,6 +305,7 @@ pub fn run(args: &ParityArgs) -> Result<ParityOutcome, ParityRunError> {
         out: args.out.clone(),
         detectors: Vec::new(),
         threads: args.runtime.intra_threads,
+        criteria: args.criteria,
     };
     let mut lines = String::new();
     for name in order {
@@ -349,6 +362,7 @@ fn run_detector(
         None => None,
     };
 
+    let clip = detector.as_ref().is_some_and(|d| d.spec().clip_boxes);
     let mut lines = String::new();
     let mut rows: Vec<(&str, Vec<Detection>)> = Vec::new();
     let mut busy = Duration::ZERO;
@@ -438,7 +452,7 @@ fn run_detector(
         r.images_per_s = Some(ran as f64 / busy.as_secs_f64());
     }
     if detector.is_some() {
-        match compare_boxes(name, &rows, sizes, args) {
+        match compare_boxes(name, &rows, sizes, clip, args) {
             Ok(b) => r.boxes = Some(b),
             Err(e) => r.problems.push(e),
         }
@@ -447,11 +461,13 @@ fn run_detector(
 }
 
 /// Write `<out>/<name>.csv`, read it back (so the numbers compared are the written ones, as
-/// `compare_boxes.py` would see them) and compare it with the reference CSV.
+/// `compare_boxes.py` would see them) and compare it with the reference CSV, clipped to the
+/// images when the spec `clip`s.
 fn compare_boxes(
     name: &str,
     rows: &[(&str, Vec<Detection>)],
     sizes: &HashMap<String, (u32, u32)>,
+    clip: bool,
     args: &ParityArgs,
 ) -> Result<BoxStage, String> {
     let ours = args.out.join(format!("{name}.csv"));
@@ -461,10 +477,12 @@ fn compare_boxes(
     let ref_path = args.results_dir().join(format!("{name}.csv"));
     let reference = BoxTable::read(&ref_path).map_err(|e: CsvError| crate::error_chain(&e))?;
     let (clipped_ref, outside) = reference.clipped(sizes);
+    let compare = |r: &BoxTable| super::compare::compare(r, &candidate, &args.criteria);
     Ok(BoxStage {
-        clipped: super::compare::compare(&clipped_ref, &candidate, &args.criteria),
-        raw: super::compare::compare(&reference, &candidate, &args.criteria),
+        checked: compare(if clip { &clipped_ref } else { &reference }),
+        clipped: clip,
         reference_outside: outside,
+        raw: (clip && outside > 0).then(|| compare(&reference)),
     })
 }
 
@@ -487,6 +505,7 @@ impl fmt::Display for ParityOutcome {
             };
         let mut input_misses = false;
         let mut clipped_any = false;
+        let mut unclipped_any = false;
         for d in &self.detectors {
             writeln!(f)?;
             let speed = d.images_per_s.map_or_else(String::new, |s| {
@@ -515,7 +534,7 @@ impl fmt::Display for ParityOutcome {
             }
             input_misses |= !d.input.misses.is_empty();
             if let Some(b) = &d.boxes {
-                let c = &b.clipped;
+                let c = &b.checked;
                 let closeness = match (c.min_iou, c.max_score_diff) {
                     (Some(iou), Some(ds)) => {
                         format!("; matched: min IoU {iou:.6}, max |Δscore| {ds:.6}")
@@ -526,28 +545,42 @@ impl fmt::Display for ParityOutcome {
                     "   (reference {}, refaug {}{closeness})",
                     c.reference_boxes, c.candidate_boxes
                 );
-                if b.reference_outside == 0 {
-                    row(f, "boxes", c.matched, c.total(), c.rate(), &counts)?;
-                } else {
-                    clipped_any = true;
-                    let note = format!("{counts}; {} reference boxes clipped", b.reference_outside);
-                    row(
-                        f,
-                        "boxes vs clipped reference",
-                        c.matched,
-                        c.total(),
-                        c.rate(),
-                        &note,
-                    )?;
-                    let r = &b.raw;
-                    row(
-                        f,
-                        "boxes vs raw reference",
-                        r.matched,
-                        r.total(),
-                        r.rate(),
-                        "   (information)",
-                    )?;
+                match (&b.raw, b.reference_outside) {
+                    (None, 0) => row(f, "boxes", c.matched, c.total(), c.rate(), &counts)?,
+                    (None, outside) => {
+                        unclipped_any = true;
+                        let note = format!(
+                            "{counts}; unclipped: {outside} reference boxes extend past the image"
+                        );
+                        row(
+                            f,
+                            "boxes (unclipped)",
+                            c.matched,
+                            c.total(),
+                            c.rate(),
+                            &note,
+                        )?;
+                    }
+                    (Some(r), outside) => {
+                        clipped_any = true;
+                        let note = format!("{counts}; {outside} reference boxes clipped");
+                        row(
+                            f,
+                            "boxes vs clipped reference",
+                            c.matched,
+                            c.total(),
+                            c.rate(),
+                            &note,
+                        )?;
+                        row(
+                            f,
+                            "boxes vs raw reference",
+                            r.matched,
+                            r.total(),
+                            r.rate(),
+                            "   (information)",
+                        )?;
+                    }
                 }
             } else {
                 writeln!(f, "  {:<26} not compared", "boxes")?;
@@ -564,7 +597,7 @@ impl fmt::Display for ParityOutcome {
                 }
             }
             if let Some(b) = &d.boxes {
-                for m in b.clipped.worst(5) {
+                for m in b.checked.worst(5) {
                     writeln!(
                         f,
                         "  boxes differ: {}: reference {}, refaug {}, matched {}",
@@ -573,20 +606,47 @@ impl fmt::Display for ParityOutcome {
                 }
             }
         }
+        let crit = &self.criteria;
+        let thin = if crit.thin_px > 0.0 {
+            format!(
+                " and boxes thinner than {} px (compare_boxes.py --thin-px {}: unrounded thin \
+                 boxes, e.g. AutoShape's, jitter in the last float digits between CPUs, which moves \
+                 their IoU)",
+                crit.thin_px, crit.thin_px
+            )
+        } else {
+            String::new()
+        };
         writeln!(f)?;
         writeln!(
             f,
-            "boxes: one-to-one per image, IoU >= 0.99, |score difference| <= 0.001, same class; \
-             zero-area boxes by corners within 0.01 px; rate = matched / max(reference, refaug) \
-             (as reference/tools/compare_boxes.py)"
+            "boxes: one-to-one per image, IoU >= {}, |score difference| <= {}, {}; zero-area \
+             boxes{thin} by corners within {} px; rate = matched / max(reference, refaug) (as \
+             reference/tools/compare_boxes.py)",
+            crit.iou_min,
+            crit.score_tol,
+            if crit.ignore_class {
+                "class ignored"
+            } else {
+                "same class"
+            },
+            crit.degenerate_tol
         )?;
+        if unclipped_any {
+            writeln!(
+                f,
+                "unclipped: the spec keeps the library's boxes as they are (clip_boxes = false, the \
+                 default for Hugging Face DETR, whose post_process_object_detection does not clip), \
+                 so they are compared with the reference as written, boxes past the image included"
+            )?;
+        }
         if clipped_any {
             writeln!(
                 f,
-                "clipped reference: refaug clips every box to its image (its output contract); the \
-                 original library does not (Hugging Face DETR's post_process_object_detection), so the \
-                 reference boxes are clipped to the image before comparing (the checked number); \
-                 \"raw reference\" compares with the reference as written, for information"
+                "clipped reference: the spec clips boxes to the image (clip_boxes = true) where the \
+                 original library does not, so the reference boxes are clipped to the image before \
+                 comparing (the checked number); \"raw reference\" compares with the reference as \
+                 written, for information"
             )?;
         }
         if input_misses {
@@ -621,6 +681,23 @@ mod tests {
         assert_eq!(n, 9);
     }
 
+    /// The fingerprints' `processor` as the reference writes it: the DETR processor, the YOLO
+    /// wrapper convention, null for the fixed letterbox and torchvision.
+    #[test]
+    fn processor_names_follow_the_reference() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
+        for (spec, want) in [
+            ("shared-yolov5n-cal@autoshape.toml", Some("autoshape")),
+            ("shared-yolov8n-cal@predict.toml", Some("predict")),
+            ("shared-yolov8n-cal.toml", None),
+            ("shared-detr-resnet18-cal@pil.toml", Some("pil")),
+            ("fixture-torchvision.toml", None),
+        ] {
+            let s = DetectorSpec::from_file(&dir.join(spec)).unwrap();
+            assert_eq!(processor_name(&s).as_deref(), want, "{spec}");
+        }
+    }
+
     #[test]
     fn a_detector_passes_only_when_every_stage_ran_and_reached_the_rate() {
         let stage = |matched, total, skipped| StageReport {
@@ -644,9 +721,10 @@ mod tests {
             input: stage(2, 2, 0),
             counts: stage(2, 2, 0),
             boxes: Some(BoxStage {
-                clipped: cmp(9, 10, 9),
-                raw: cmp(1, 10, 9),
+                checked: cmp(9, 10, 9),
+                clipped: true,
                 reference_outside: 8,
+                raw: Some(cmp(1, 10, 9)),
             }),
             ..DetectorParity::default()
         };

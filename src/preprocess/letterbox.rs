@@ -1,10 +1,113 @@
 //! The YOLO letterbox: keep the ratio, resize with OpenCV INTER_LINEAR, pad with a constant grey.
 //!
-//! Mirrors `ultralytics.data.augment.LetterBox(auto=False, scaleup=True, center=True)` (ultralytics
-//! 8.4) and `yolov5.utils.augmentations.letterbox(auto=False)` (yolov5 v7.0), which agree on the
-//! geometry: `r = min(th / h, tw / w)`; `new = round(side · r)` (half to even, at least 1);
-//! padding `d = (t − new) / 2` split as `round(d − 0.1)` before and `round(d + 0.1)` after, so an
-//! odd total puts the extra pixel at the bottom/right.
+//! Mirrors `ultralytics.data.augment.LetterBox(scaleup=True, center=True)` (ultralytics 8.4) and
+//! `yolov5.utils.augmentations.letterbox(scaleup=True)` (yolov5 v7.0), which agree on the geometry:
+//! `r = min(th / h, tw / w)`; `new = round(side · r)` (half to even, at least 1); padding
+//! `d = (t − new) / 2` split as `round(d − 0.1)` before and `round(d + 0.1)` after, so an odd total
+//! puts the extra pixel at the bottom/right.
+//!
+//! The target `t` is where the calling conventions differ ([`LetterboxShape`]): the fixed input
+//! size (`detect.py`, `LetterBox(auto=False)`), yolov5's `AutoShape` stride rectangle, or
+//! ultralytics' minimum stride rectangle (`LetterBox(auto=True)`, what `YOLO.predict` uses).
+
+/// How the letterbox's target size is chosen for an image: the calling conventions of the YOLO
+/// libraries (see `../shared/reference/README.md`, "The research's calling conventions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LetterboxShape {
+    /// Always the configured `width × height`: yolov5 v7.0 `detect.py` (`letterbox(auto=False)`
+    /// for ONNX models) and ultralytics 8.4 `LetterBox(auto=False)` (static exports, `val`).
+    Fixed,
+    /// yolov5 v7.0 `models/common.py` `AutoShape.forward(ims, size)` for one image (what
+    /// `torch.hub.load("ultralytics/yolov5", …)(image)` runs): `g = max(size) / max(h, w)`;
+    /// `shape1 = [make_divisible(int(h·g), stride), make_divisible(int(w·g), stride)]` (`int`
+    /// truncates, `make_divisible(x, s) = ceil(x / s)·s`), then `letterbox(im, shape1,
+    /// auto=False)`.
+    AutoShape,
+    /// ultralytics 8.4 `LetterBox(imgsz, auto=True, stride)`, which `BasePredictor.pre_transform`
+    /// uses for one image (or equal shapes) with `rect=True` (the `Model.predict` default) on a
+    /// `.pt` model or a dynamic ONNX export: the padding of the fixed letterbox reduced modulo the
+    /// stride (`dw, dh = np.mod(dw, stride), np.mod(dh, stride)`), i.e. the smallest stride
+    /// rectangle around the resized image.
+    MinRect,
+}
+
+/// One convention's letterbox: target size, shape rule, stride and grey level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Letterbox {
+    /// Target width (`imgsz` / `size`; AutoShape uses `max(width, height)`).
+    pub width: u32,
+    /// Target height.
+    pub height: u32,
+    pub shape: LetterboxShape,
+    /// The network stride (32 for the P5 models: yolov5 n–x, YOLOv8/11); unused by [`LetterboxShape::Fixed`].
+    pub stride: u32,
+    /// Grey level of the padding (114 in both libraries).
+    pub pad: u8,
+}
+
+impl Letterbox {
+    /// A `width × height` letterbox with both libraries' defaults: stride 32, grey 114.
+    pub fn with_defaults(width: u32, height: u32, shape: LetterboxShape) -> Letterbox {
+        Letterbox {
+            width,
+            height,
+            shape,
+            stride: 32,
+            pad: 114,
+        }
+    }
+
+    /// Where an `orig_w × orig_h` image goes in its model input.
+    pub fn geometry(&self, orig_w: u32, orig_h: u32) -> LetterboxGeometry {
+        match self.shape {
+            LetterboxShape::Fixed => {
+                LetterboxGeometry::new(orig_w, orig_h, self.width, self.height)
+            }
+            LetterboxShape::AutoShape => {
+                let [shape_w, shape_h] =
+                    autoshape_target(orig_w, orig_h, self.width.max(self.height), self.stride);
+                LetterboxGeometry::new(orig_w, orig_h, shape_w, shape_h)
+            }
+            LetterboxShape::MinRect => {
+                let (new_w, new_h) = resized_size(orig_w, orig_h, self.width, self.height);
+                // `np.mod(dw, stride)` of a non-negative int.
+                let dw = (self.width - new_w) % self.stride;
+                let dh = (self.height - new_h) % self.stride;
+                LetterboxGeometry::place(orig_w, orig_h, new_w, new_h, dw, dh)
+            }
+        }
+    }
+
+    /// The model input of `img`: letterboxed, then `x / 255`.
+    pub fn tensor(&self, img: &image::RgbImage) -> (crate::preprocess::Chw, LetterboxGeometry) {
+        let geom = self.geometry(img.width(), img.height());
+        let boxed = letterbox(img, &geom, self.pad);
+        (crate::preprocess::Chw::from_rgb_unit(&boxed), geom)
+    }
+}
+
+/// yolov5 v7.0 `AutoShape.forward`'s inference shape for one image, `[width, height]`:
+/// `g = size / max(h, w)` (Python float); `int(side · g)` (truncation); `make_divisible(x, stride)
+/// = ceil(x / stride) · stride`. A side that truncates to 0 (an image over `size` times longer than
+/// wide) makes the library fail; here it becomes one stride.
+pub fn autoshape_target(orig_w: u32, orig_h: u32, size: u32, stride: u32) -> [u32; 2] {
+    let g = f64::from(size) / f64::from(orig_w.max(orig_h));
+    let side = |s: u32| {
+        let x = (f64::from(s) * g) as u32; // `int()` of a positive float truncates
+        x.div_ceil(stride).max(1) * stride
+    };
+    [side(orig_w), side(orig_h)]
+}
+
+/// The resized image's size in a `target_w × target_h` letterbox: `r = min(th / h, tw / w)`,
+/// `max(round(side · r), 1)` (Python `round`: half to even).
+fn resized_size(orig_w: u32, orig_h: u32, target_w: u32, target_h: u32) -> (u32, u32) {
+    let (w, h) = (f64::from(orig_w), f64::from(orig_h));
+    let r = (f64::from(target_h) / h).min(f64::from(target_w) / w);
+    let new_w = (round_half_even(w * r) as u32).max(1);
+    let new_h = (round_half_even(h * r) as u32).max(1);
+    (new_w, new_h)
+}
 
 /// The geometry of one letterbox: where the resized image sits in the model input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,12 +130,22 @@ fn round_half_even(x: f64) -> f64 {
 impl LetterboxGeometry {
     /// The letterbox of an `orig_w × orig_h` image into a `target_w × target_h` input.
     pub fn new(orig_w: u32, orig_h: u32, target_w: u32, target_h: u32) -> Self {
-        let (w, h) = (orig_w as f64, orig_h as f64);
-        let r = (target_h as f64 / h).min(target_w as f64 / w);
-        let new_w = (round_half_even(w * r) as u32).max(1);
-        let new_h = (round_half_even(h * r) as u32).max(1);
-        let dw = (target_w as f64 - new_w as f64) / 2.0;
-        let dh = (target_h as f64 - new_h as f64) / 2.0;
+        let (new_w, new_h) = resized_size(orig_w, orig_h, target_w, target_h);
+        Self::place(
+            orig_w,
+            orig_h,
+            new_w,
+            new_h,
+            target_w - new_w,
+            target_h - new_h,
+        )
+    }
+
+    /// The resized `new_w × new_h` image with `pad_w` columns and `pad_h` rows of padding in
+    /// total, split `round(d/2 − 0.1)` before and `round(d/2 + 0.1)` after.
+    fn place(orig_w: u32, orig_h: u32, new_w: u32, new_h: u32, pad_w: u32, pad_h: u32) -> Self {
+        let dw = f64::from(pad_w) / 2.0;
+        let dh = f64::from(pad_h) / 2.0;
         LetterboxGeometry {
             orig_w,
             orig_h,
@@ -87,16 +200,22 @@ pub fn letterbox(img: &image::RgbImage, geom: &LetterboxGeometry, pad: u8) -> im
     out
 }
 
-/// The YOLO families' model input: letterbox to `target_w × target_h` with grey `pad`, then `x / 255`.
+/// The fixed letterbox's model input: letterbox to `target_w × target_h` with grey `pad`, then
+/// `x / 255` ([`Letterbox::tensor`] with [`LetterboxShape::Fixed`]).
 pub fn letterbox_tensor(
     img: &image::RgbImage,
     target_w: u32,
     target_h: u32,
     pad: u8,
 ) -> (crate::preprocess::Chw, LetterboxGeometry) {
-    let geom = LetterboxGeometry::new(img.width(), img.height(), target_w, target_h);
-    let boxed = letterbox(img, &geom, pad);
-    (crate::preprocess::Chw::from_rgb_unit(&boxed), geom)
+    Letterbox {
+        width: target_w,
+        height: target_h,
+        shape: LetterboxShape::Fixed,
+        stride: 1,
+        pad,
+    }
+    .tensor(img)
 }
 
 #[cfg(test)]

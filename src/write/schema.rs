@@ -14,7 +14,25 @@ use serde::ser::{SerializeMap, SerializeSeq};
 
 /// Version of the contract below. Bump the major version when a column is removed, renamed or
 /// changes type or meaning; the minor version when a column is added.
-pub const SCHEMA_VERSION: &str = "1.0.0";
+pub const SCHEMA_VERSION: &str = "2.0.0";
+
+/// What changed in each contract version (newest first), for `schemas/README.md`.
+pub const CHANGES: &[(&str, &str)] = &[
+    (
+        "2.0.0",
+        "Proposals may extend past the image: boxes are clipped to the image only when the \
+         detector's `clip_boxes` (in the `refaug.detector` metadata) is true, by default as the \
+         original library does (the YOLO libraries and torchvision clip; Hugging Face DETR's \
+         `post_process_object_detection` does not, so DETR variants keep its boxes as they are, \
+         and crops of them zero-pad what lies outside the image, as the research's did). \
+         `proposal_iou` and `best_iou` are computed on the boxes as stored. `refaug validate` \
+         checks the inside-the-image invariant only for clipped variants.",
+    ),
+    (
+        "1.0.0",
+        "First version: every proposal clipped to the image.",
+    ),
+];
 
 /// Name of the contract, used in `schemas/` file names and the JSON description.
 pub const CONTRACT_NAME: &str = "refaug-proposals";
@@ -50,8 +68,10 @@ pub const METADATA_KEYS: &[(&str, &str)] = &[
     ),
     (
         META_DETECTOR,
-        "The detector spec (JSON): family, model file and its sha256, input size, thresholds, \
-         class names.",
+        "The detector spec (JSON): family, model file and its sha256, calling convention, input \
+         size, thresholds, class names, and `clip_boxes`: `true` when every proposal is clipped \
+         to the image, `false` when proposals are the library's boxes as they are and may extend \
+         past it (DETR by default).",
     ),
     (
         META_SOURCES,
@@ -144,22 +164,26 @@ static PROPOSAL_FIELDS: [ColumnSpec; 7] = [
     required(
         "xmin",
         ColumnType::Float32,
-        "Left edge, pixels, clipped to [0, image_width].",
+        "Left edge, pixels; in [0, image_width] when the variant clips (`clip_boxes`), may be \
+         negative otherwise.",
     ),
     required(
         "ymin",
         ColumnType::Float32,
-        "Top edge, pixels, clipped to [0, image_height].",
+        "Top edge, pixels; in [0, image_height] when the variant clips, may be negative \
+         otherwise.",
     ),
     required(
         "xmax",
         ColumnType::Float32,
-        "Right edge, pixels, clipped to [xmin, image_width].",
+        "Right edge, pixels, at least `xmin`; at most image_width when the variant clips, may \
+         exceed it otherwise.",
     ),
     required(
         "ymax",
         ColumnType::Float32,
-        "Bottom edge, pixels, clipped to [ymin, image_height].",
+        "Bottom edge, pixels, at least `ymin`; at most image_height when the variant clips, may \
+         exceed it otherwise.",
     ),
     required(
         "score",
@@ -263,7 +287,8 @@ pub static COLUMNS: [ColumnSpec; 15] = [
         "proposal_iou",
         ColumnType::List(&PROPOSAL_IOU),
         "IoU of each proposal with `gt_box`, same order and length as `proposals`; computed \
-         in f64 on the float32 corners, stored as float32.",
+         in f64 on the float32 corners as stored (unclipped boxes as they are), stored as \
+         float32.",
     ),
     ColumnSpec {
         name: "best_index",
@@ -463,12 +488,23 @@ struct ContractJson {
     columns: Vec<ColumnJson>,
     metadata_keys: Vec<MetadataKeyJson>,
     huggingface_features: HfFeatures<'static>,
+    changes: Vec<ChangeJson>,
+}
+
+#[derive(Serialize)]
+struct ChangeJson {
+    version: &'static str,
+    changes: &'static str,
 }
 
 const BOX_CONVENTION: &str = "Every box is xyxy in float32 pixels of the original image \
     (the stored pixel grid that instances.json width/height describe; EXIF orientation is not \
     applied): (xmin, ymin) is the top-left corner, (xmax, ymax) the bottom-right, x to the right, \
-    y down, 0 ≤ xmin ≤ xmax ≤ image_width and 0 ≤ ymin ≤ ymax ≤ image_height for proposals.";
+    y down, xmin ≤ xmax and ymin ≤ ymax. Proposals are clipped to the image (0 ≤ xmin ≤ xmax ≤ \
+    image_width, 0 ≤ ymin ≤ ymax ≤ image_height) when the variant's detector has `clip_boxes` \
+    true (shard metadata `refaug.detector`, manifest.json, the dataset card); with `clip_boxes` \
+    false (Hugging Face DETR by default, whose post-processing does not clip) they are the \
+    library's boxes as they are and may extend past the image.";
 
 const ROW_ORDER: &str = "One row per ref (referred object) per variant. A split's shards \
     cover consecutive blocks of its images in instances.json order (shard 00000 the first block); \
@@ -497,6 +533,10 @@ pub fn contract_json() -> String {
             .map(|&(key, description)| MetadataKeyJson { key, description })
             .collect(),
         huggingface_features: HfFeatures(&COLUMNS),
+        changes: CHANGES
+            .iter()
+            .map(|&(version, changes)| ChangeJson { version, changes })
+            .collect(),
     };
     let mut text =
         serde_json::to_string_pretty(&contract).expect("serialising the contract cannot fail");
@@ -570,13 +610,16 @@ pub fn readme_markdown() -> String {
          \n\
          ## Invariants (checked by `refaug validate`)\n\
          \n\
-         - proposals lie inside the image: 0 ≤ xmin ≤ xmax ≤ image_width, 0 ≤ ymin ≤ ymax ≤ \
-         image_height; scores are in [0, 1] and non-increasing;\n\
+         - proposals are finite with xmin ≤ xmax and ymin ≤ ymax; when the detector's \
+         `clip_boxes` is true they lie inside the image: 0 ≤ xmin ≤ xmax ≤ image_width, \
+         0 ≤ ymin ≤ ymax ≤ image_height; scores are in [0, 1] and non-increasing;\n\
          - `proposal_iou` has the length of `proposals`;\n\
-         - `proposal_iou[i]` is the f64 IoU of `proposals[i]` with `gt_box`, rounded to float32;\n\
+         - `proposal_iou[i]` is the f64 IoU of `proposals[i]` (as stored) with `gt_box`, rounded \
+         to float32;\n\
          - `best_index` is the first index of the largest `proposal_iou`, null iff there is no \
          proposal; `best_iou` = `proposal_iou[best_index]`, or 0;\n\
-         - `ref_id` is strictly increasing within a shard; every ref has at least one sentence.\n\
+         - `ref_id` is strictly increasing within a shard; every ref has at least one sentence;\n\
+         - the metadata `refaug.detector` states `clip_boxes` (true or false).\n\
          \n\
          ## Key-value metadata\n\
          \n\
@@ -592,9 +635,18 @@ pub fn readme_markdown() -> String {
          `list<struct<…>>` with the Parquet spec's `element` naming.\n\
          - Hugging Face `datasets`: `load_dataset(\"parquet\", data_files=…)` loads typed \
          features from the `huggingface` metadata (lists are written as `[feature]`, which \
-         datasets 2.x–5.x all read as a list of structs).\n",
+         datasets 2.x–5.x all read as a list of structs).\n\
+         \n\
+         ## Changes\n\
+         \n\
+         {}\n",
         rows.join("\n"),
         metadata.join("\n"),
+        CHANGES
+            .iter()
+            .map(|(version, what)| format!("- {version}: {what}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     )
 }
 

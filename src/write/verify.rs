@@ -108,6 +108,23 @@ pub fn verify_shard(path: &Path, expected_sha256: Option<&str>) -> Vec<Violation
         ))),
     }
 
+    // Whether proposals must lie inside the image: the detector's `clip_boxes` (contract 2.0).
+    let clipped = match metadata
+        .get(schema::META_DETECTOR)
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|d| d.get("clip_boxes").and_then(serde_json::Value::as_bool))
+    {
+        Some(clip) => clip,
+        None => {
+            violations.push(file_violation(format!(
+                "metadata `{}` does not state `clip_boxes` (true or false)",
+                schema::META_DETECTOR
+            )));
+            // Check the stricter invariant.
+            true
+        }
+    };
+
     if let Err(e) = check_fields(builder.schema()) {
         violations.push(file_violation(format!("schema: {e}")));
         return violations;
@@ -136,7 +153,7 @@ pub fn verify_shard(path: &Path, expected_sha256: Option<&str>) -> Vec<Violation
             }
         };
         for row in &rows {
-            let mut messages = row_violations(row);
+            let mut messages = row_violations(row, clipped);
             if let Some(previous) = previous_ref_id
                 && row.ref_id <= previous
             {
@@ -170,8 +187,18 @@ fn inside(b: &BoxXyxy, width: f32, height: f32) -> bool {
         && b.ymax <= height
 }
 
-/// The invariants one row breaks, as messages (empty when it is valid).
-pub fn row_violations(row: &Row) -> Vec<String> {
+/// A finite box with its corners in order (what an unclipped proposal must be).
+fn ordered(b: &BoxXyxy) -> bool {
+    [b.xmin, b.ymin, b.xmax, b.ymax]
+        .iter()
+        .all(|c| c.is_finite())
+        && b.xmin <= b.xmax
+        && b.ymin <= b.ymax
+}
+
+/// The invariants one row breaks, as messages (empty when it is valid). `clipped`: the variant
+/// clips its proposals to the image (its detector's `clip_boxes`), so they must lie inside it.
+pub fn row_violations(row: &Row, clipped: bool) -> Vec<String> {
     let mut out = Vec::new();
     if row.image_width <= 0 || row.image_height <= 0 {
         out.push(format!(
@@ -192,10 +219,15 @@ pub fn row_violations(row: &Row) -> Vec<String> {
     }
     let (width, height) = (row.image_width as f32, row.image_height as f32);
     for (i, p) in row.proposals.iter().enumerate() {
-        if !inside(&p.bbox, width, height) {
+        if clipped && !inside(&p.bbox, width, height) {
             out.push(format!(
-                "proposal {i} box {:?} is not inside the {}x{} image",
+                "proposal {i} box {:?} is not inside the {}x{} image (the detector clips boxes)",
                 p.bbox, row.image_width, row.image_height
+            ));
+        } else if !ordered(&p.bbox) {
+            out.push(format!(
+                "proposal {i} box {:?} is not a finite xyxy box (xmin <= xmax, ymin <= ymax)",
+                p.bbox
             ));
         }
         if !(0.0..=1.0).contains(&p.score) {

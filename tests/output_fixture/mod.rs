@@ -70,6 +70,8 @@ pub fn detector(name: &str, family: &str, sees_eval_images: bool) -> serde_json:
         "trained_on": if sees_eval_images { "COCO train2017" } else { "Objects365" },
         "sees_eval_images": sees_eval_images,
         "score_threshold": 0.1,
+        // As the spec defaults: only Hugging Face DETR keeps boxes past the image.
+        "clip_boxes": family != "detr",
     })
 }
 
@@ -225,9 +227,12 @@ fn random_box(rng: &mut Lcg, w: f32, h: f32) -> BoxXyxy {
 }
 
 /// A random output folder: `variants` variants, splits train (3 shards) / val / test, images
-/// with 1–3 refs and 0–40 proposals (sizes around the 16 px filter, scores around 0.25).
+/// with 1–3 refs and 0–40 proposals (sizes around the 16 px filter, scores around 0.25). A
+/// variant named `detr…` is an unclipped DETR variant: about a quarter of its proposals extend
+/// past the left or bottom edge of the 640×480 image.
 pub fn random(out: &Path, seed: u64, variants: &[&str]) {
     for (v, name) in variants.iter().enumerate() {
+        let unclipped = name.starts_with("detr");
         let mut rng = Lcg(seed + v as u64);
         let mut ref_id = 0;
         let mut image_id = 100;
@@ -247,6 +252,11 @@ pub fn random(out: &Path, seed: u64, variants: &[&str]) {
                                 b(x, y, x + rng.next_f32() * 32.0, y + rng.next_f32() * 32.0)
                             } else {
                                 random_box(&mut rng, 640.0, 480.0)
+                            };
+                            let bbox = if unclipped && rng.next_f32() < 0.25 {
+                                b(bbox.xmin - 12.5, bbox.ymin, bbox.xmax, bbox.ymax + 480.0)
+                            } else {
+                                bbox
                             };
                             p(bbox, (rng.next_f32() * 0.6 + 0.1).min(1.0))
                         })
@@ -276,7 +286,9 @@ pub fn random(out: &Path, seed: u64, variants: &[&str]) {
         }
         // Keep `proposals` in the detector's order: re-sorting above already made it
         // score-descending.
-        let family = if v % 2 == 0 {
+        let family = if unclipped {
+            "detr"
+        } else if v % 2 == 0 {
             "ultralytics"
         } else {
             "torchvision"

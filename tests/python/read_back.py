@@ -100,7 +100,7 @@ def main(shard, dump):
     assert not any(".item" in p for p in paths), paths
 
     metadata = schema.metadata
-    assert metadata[b"refaug.schema_version"] == b"1.0.0", metadata
+    assert metadata[b"refaug.schema_version"] == b"2.0.0", metadata
     features = json.loads(metadata[b"huggingface"])["info"]["features"]
     assert list(features) == EXPECTED.names, list(features)
     assert isinstance(features["proposals"], list) and isinstance(features["proposals"][0], dict)
