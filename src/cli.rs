@@ -56,6 +56,10 @@ pub enum Command {
     /// Compare refaug with the original libraries' reference outputs, stage by stage: decoded
     /// pixels, model inputs, box counts, boxes (exit 0 every rate >= --min-rate, 1 below, 2 error).
     Parity(ParityArgs),
+    /// Compare refaug's CLIP stage with the reference's (`<reference>/<dataset>-clip/`): which
+    /// proposals are kept, crop boxes, crops, model inputs (sha256), image embeddings, tokens,
+    /// text embeddings (exit 0 all exact and embeddings within 1e-5, 1 otherwise, 2 error).
+    ParityClip(ParityClipArgs),
     /// Detector specs (`detectors/*.toml`).
     Detectors {
         #[command(subcommand)]
@@ -171,6 +175,32 @@ pub struct ParityArgs {
     pub threads: usize,
 }
 
+/// `refaug parity-clip`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ParityClipArgs {
+    /// The reference folder: `<dataset>/`, `<dataset>-results/<detector>.csv`, `<dataset>-clip/`.
+    #[arg(long, default_value = "../shared/reference")]
+    pub reference: PathBuf,
+    /// The dataset in the reference folder.
+    #[arg(long, default_value = "public-24")]
+    pub dataset: String,
+    /// The detector whose proposals the reference cropped.
+    #[arg(long, default_value = "yolov8n-cal")]
+    pub detector: String,
+    /// The encoder spec the reference's embeddings were made with.
+    #[arg(long, default_value = "encoders/shared-clip-rn50-small.toml")]
+    pub encoder: PathBuf,
+    /// `cpu` or `cuda[:N]` (the reference ran on the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Intra-op threads, 0 = all cores.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Crops per image-encoder call.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DetectorsCommand {
     /// Load each spec, check the model's sha256, open a session, validate the model's inputs and
@@ -269,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge { out } => merge(&out),
         Command::Doctor { json } => doctor(json),
         Command::Parity(args) => parity(&args),
+        Command::ParityClip(args) => parity_clip(&args),
         Command::Detectors {
             command:
                 DetectorsCommand::Check {
@@ -475,6 +506,35 @@ fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
             "parity: FAILED: a stage is below {} or could not run",
             args.min_rate
         );
+        ExitCode::from(1)
+    })
+}
+
+/// `refaug parity-clip`: run the CLIP stages, print the table, exit 1 unless all pass.
+fn parity_clip(args: &ParityClipArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::runtime::{Device, RuntimeOptions};
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let report = crate::parity::clip::run(&crate::parity::clip::ClipParityArgs {
+        reference: args.reference.clone(),
+        dataset: args.dataset.clone(),
+        detector: args.detector.clone(),
+        encoder: crate::embed::spec::EncoderSpec::from_file(&args.encoder)?,
+        runtime: RuntimeOptions {
+            device: args.device.parse::<Device>()?,
+            intra_threads: threads,
+            max_batch: args.batch_size.max(1),
+            ..RuntimeOptions::default()
+        },
+    })?;
+    print!("{report}");
+    Ok(if report.passed() {
+        println!("parity-clip: every exact stage at 100 %, embeddings within tolerance");
+        ExitCode::SUCCESS
+    } else {
+        println!("parity-clip: FAILED");
         ExitCode::from(1)
     })
 }

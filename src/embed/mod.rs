@@ -1,0 +1,7 @@
+//! `refaug embed`: frozen CLIP embeddings of every crop and sentence of a variant, beside its
+//! proposal shards (`../shared/docs/training-research.md` §3, §8).
+
+pub mod encoder;
+pub mod filter;
+pub mod spec;
+pub mod text;
