@@ -25,6 +25,31 @@ impl Default for ProposalFilter {
     }
 }
 
+/// The filter's keys in `[embed]` of the manifest, each optional (the research's value).
+#[derive(Debug, Default)]
+pub struct ProposalFilterWire {
+    pub score_above: Option<f64>,
+    pub width_above: Option<f64>,
+    pub height_above: Option<f64>,
+}
+
+impl ProposalFilterWire {
+    /// Defaults filled in; a non-finite value is refused as `(key, value)`.
+    pub fn validate(&self) -> Result<ProposalFilter, (&'static str, String)> {
+        let d = ProposalFilter::default();
+        let pick = |key: &'static str, v: Option<f64>, default: f64| match v {
+            Some(x) if !x.is_finite() => Err((key, x.to_string())),
+            Some(x) => Ok(x),
+            None => Ok(default),
+        };
+        Ok(ProposalFilter {
+            score_above: pick("score_above", self.score_above, d.score_above)?,
+            width_above: pick("width_above", self.width_above, d.width_above)?,
+            height_above: pick("height_above", self.height_above, d.height_above)?,
+        })
+    }
+}
+
 impl ProposalFilter {
     /// Whether the proposal is kept. Width and height are the exact differences of the corners
     /// (in f64, as the research's Python floats subtract them).

@@ -3,5 +3,6 @@
 
 pub mod encoder;
 pub mod filter;
+pub mod run;
 pub mod spec;
 pub mod text;
