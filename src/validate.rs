@@ -149,6 +149,9 @@ pub fn validate_output(root: &Path) -> Result<ValidationReport, JournalError> {
                 ));
             }
         }
+        report
+            .problems
+            .extend(crate::embed::verify::verify_embeddings(&dir));
         for stray in parquet_files(&dir) {
             let file = stray
                 .file_name()

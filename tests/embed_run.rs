@@ -137,6 +137,27 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
     );
     assert_eq!(shards(&emb_dir), first);
 
+    // validate checks the embeddings too: whole output valid, then a shard swapped for another's
+    // (made from a different proposal shard) and a truncated one are caught, naming the file.
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let (code, text) = refaug(&["validate", out]);
+    assert_eq!(code, 0, "{text}");
+    let names: Vec<&String> = first.keys().collect();
+    let (a, b) = (names[0], names[1]);
+    std::fs::copy(emb_dir.join(a), emb_dir.join(b)).unwrap();
+    let (code, text) = refaug(&["validate", out]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(b.as_str()) && text.contains("sha256"),
+        "{text}"
+    );
+    std::fs::write(emb_dir.join(b), &first[b][..100]).unwrap();
+    let (code, text) = refaug(&["validate", out]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(b.as_str()), "{text}");
+    std::fs::write(emb_dir.join(b), &first[b]).unwrap();
+
     // The embeddings equal the independent computation.
     if let Some(python) = output_fixture::python() {
         let out = output_fixture::run_python(

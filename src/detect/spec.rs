@@ -401,6 +401,15 @@ pub(crate) fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
     out
 }
 
+/// A detector's or encoder's `name`: letters, digits and `. _ @ -` only (it names files and
+/// metadata).
+pub(crate) fn is_spec_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+}
+
 /// The sha256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     let mut file = fs_err::File::open(path)?;
@@ -422,12 +431,7 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
         family,
     };
 
-    if w.name.is_empty()
-        || !w
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
-    {
+    if !is_spec_name(&w.name) {
         return Err(invalid(
             "name",
             format!(

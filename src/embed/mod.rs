@@ -6,3 +6,4 @@ pub mod filter;
 pub mod run;
 pub mod spec;
 pub mod text;
+pub mod verify;

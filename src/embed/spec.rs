@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::detect::spec::{ModelHash, SpecError, lexical_join, verify_model_file};
+use crate::detect::spec::{ModelHash, SpecError, is_spec_name, lexical_join, verify_model_file};
 use crate::preprocess::clip::{CLIP_MEAN, CLIP_STD, ClipTransform};
 
 /// The wire form of an encoder spec.
@@ -86,12 +86,7 @@ impl EncoderSpec {
             key,
             message,
         };
-        if w.name.is_empty()
-            || !w
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
-        {
+        if !is_spec_name(&w.name) {
             return Err(invalid(
                 "name",
                 format!("{:?}: use letters, digits and . _ @ - only", w.name),

@@ -207,12 +207,7 @@ mod tests {
     use super::*;
 
     fn bx(xmin: f32, ymin: f32, xmax: f32, ymax: f32) -> BoxXyxy {
-        BoxXyxy {
-            xmin,
-            ymin,
-            xmax,
-            ymax,
-        }
+        BoxXyxy::from_array([xmin, ymin, xmax, ymax])
     }
 
     #[test]
