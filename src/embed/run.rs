@@ -27,6 +27,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 
 use crate::embed::encoder::Encoder;
 use crate::embed::filter::ProposalFilter;
@@ -251,8 +252,10 @@ fn embed_shard(
                 sentences,
             });
         }
+        // Crops of one image are independent: pre-process them in parallel (collect keeps the
+        // order, so the output does not depend on the thread count).
         let inputs: Vec<_> = boxes
-            .iter()
+            .par_iter()
             .map(|&b| transform.apply(&crop(&img, b)))
             .collect();
         let refs: Vec<_> = inputs.iter().collect();
