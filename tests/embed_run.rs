@@ -174,6 +174,57 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
 }
 
 #[test]
+fn a_sentence_over_77_tokens_fails_its_shard_naming_ref_and_sentence() {
+    use refaug::write::shard::{ShardOptions, ShardWriter, read_rows};
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path());
+    let ms = m.to_str().unwrap();
+    let (code, text) = refaug(&["run", "--manifest", ms, "--quiet"]);
+    assert_eq!(code, 0, "{text}");
+    // Rewrite one proposal shard with an 80-word sentence in its first ref.
+    let variant = dir.path().join("out/yolo");
+    let shard = std::fs::read_dir(&variant)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .min()
+        .unwrap();
+    let mut rows = read_rows(&shard).unwrap();
+    let long = "dog ".repeat(80).trim_end().to_string();
+    rows[0].sentences[0].sent = long.clone();
+    let (ref_id, sent_id) = (rows[0].ref_id, rows[0].sentences[0].sent_id);
+    let mut w = ShardWriter::create(&shard, &BTreeMap::new(), &ShardOptions::default()).unwrap();
+    w.write_all(rows).unwrap();
+    w.close().unwrap();
+
+    let (code, text) = refaug(&["embed", "--manifest", ms]);
+    assert_eq!(code, 1, "{text}");
+    let want = format!("ref {ref_id}");
+    assert!(
+        text.contains(&want)
+            && text.contains(&format!("sentence {sent_id}"))
+            && text.contains("82 tokens"),
+        "{text}"
+    );
+    let errors = std::fs::read_to_string(variant.join("embeddings/errors.json")).unwrap();
+    assert!(
+        errors.contains(&want) && errors.contains("dog dog"),
+        "{errors}"
+    );
+    // The failed shard is not there; the others are.
+    let name = shard.file_name().unwrap().to_string_lossy().into_owned();
+    let done = shards(&variant.join("embeddings"));
+    assert!(!done.contains_key(&name) && !done.is_empty());
+
+    // With truncation asked for, it is embedded.
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, text.replace("[embed]\n", "[embed]\ntruncate = true\n")).unwrap();
+    let (code, text) = refaug(&["embed", "--manifest", ms]);
+    assert_eq!(code, 0, "{text}");
+    assert!(shards(&variant.join("embeddings")).contains_key(&name));
+}
+
+#[test]
 fn embed_without_an_embed_section_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path());

@@ -41,7 +41,7 @@ use crate::write::shard::{read_key_value_metadata, read_rows, temp_path};
 pub const EMBEDDINGS_DIR: &str = "embeddings";
 /// Metadata: the encoder (JSON: name, spec, model sha256s, dim, trained_on).
 pub const META_ENCODER: &str = "refaug.encoder";
-/// Metadata: the proposal filter (JSON).
+/// Metadata: the proposal filter and whether over-long sentences were truncated (JSON).
 pub const META_FILTER: &str = "refaug.filter";
 /// Metadata: the proposal shard these rows belong to (JSON: file, sha256).
 pub const META_SOURCE: &str = "refaug.source_shard";
@@ -111,7 +111,10 @@ pub fn embed_variant(job: &EmbedJob, encoder: &mut Encoder) -> anyhow::Result<Em
         .collect();
     shards.sort();
     let encoder_meta = encoder_metadata(encoder);
-    let filter_meta = serde_json::to_string(&job.filter)?;
+    // What decides the rows besides the source and the encoder: the filter and truncation.
+    let mut filter_meta = serde_json::to_value(job.filter)?;
+    filter_meta["truncate_sentences"] = job.truncate.into();
+    let filter_meta = filter_meta.to_string();
     let mut summary = EmbedSummary::default();
     for src in &shards {
         let name = src
