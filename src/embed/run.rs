@@ -104,12 +104,13 @@ struct EmbRow {
 pub fn embed_variant(job: &EmbedJob, encoder: &mut Encoder) -> anyhow::Result<EmbedSummary> {
     let out_dir = job.variant_dir.join(EMBEDDINGS_DIR);
     fs_err::create_dir_all(&out_dir)?;
-    let mut shards: Vec<PathBuf> = fs_err::read_dir(&job.variant_dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet") && p.is_file())
-        .collect();
-    shards.sort();
+    let shards = crate::validate::parquet_files(&job.variant_dir);
+    if shards.is_empty() {
+        anyhow::bail!(
+            "{}: no proposal shards to embed (run `refaug run` first)",
+            job.variant_dir.display()
+        );
+    }
     let encoder_meta = encoder_metadata(encoder);
     // What decides the rows besides the source and the encoder: the filter and truncation.
     let mut filter_meta = serde_json::to_value(job.filter)?;

@@ -20,14 +20,7 @@ pub fn verify_embeddings(variant_dir: &Path) -> Vec<String> {
         return Vec::new();
     }
     let mut problems = Vec::new();
-    let mut sources: Vec<_> = std::fs::read_dir(variant_dir)
-        .map(|it| {
-            it.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-                .collect()
-        })
-        .unwrap_or_default();
-    sources.sort();
+    let sources = crate::validate::parquet_files(variant_dir);
     for src in sources {
         let name = src
             .file_name()
