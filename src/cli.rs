@@ -63,6 +63,16 @@ pub enum Command {
     /// Compare refaug with the original libraries' reference outputs, stage by stage: decoded
     /// pixels, model inputs, box counts, boxes (exit 0 every rate >= --min-rate, 1 below, 2 error).
     Parity(ParityArgs),
+    /// Add frozen CLIP embeddings beside variants already written by `run`: for every proposal
+    /// shard, `<variant>/embeddings/<same name>` with the embeddings of the kept proposals, each
+    /// ref's ground truth, the whole image and every sentence (the encoder and filter are the
+    /// manifest's `[embed]`). Skips shards already embedded from the same source. Exit 0 done,
+    /// 1 some shards failed (see embeddings/errors.json), 2 error.
+    Embed(EmbedArgs),
+    /// Compare refaug's CLIP stage with the reference's (`<reference>/<dataset>-clip/`): which
+    /// proposals are kept, crop boxes, crops, model inputs (sha256), image embeddings, tokens,
+    /// text embeddings (exit 0 all exact and embeddings within 1e-5, 1 otherwise, 2 error).
+    ParityClip(ParityClipArgs),
     /// Detector specs (`detectors/*.toml`).
     Detectors {
         #[command(subcommand)]
@@ -257,6 +267,54 @@ pub struct ParityArgs {
     pub thin_px: f64,
 }
 
+/// `refaug embed`'s flags (how this run behaves; what it makes is the manifest's `[embed]`).
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    #[arg(long, default_value = "data-manifest.toml")]
+    pub manifest: PathBuf,
+    /// Only these variants (repeatable); default all of the manifest's.
+    #[arg(long = "variant")]
+    pub variants: Vec<String>,
+    /// `cpu` or `cuda[:N]`; default the manifest's `[run] device`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Crops (and sentences) per encoder call; default the manifest's `[run] batch_size`.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Intra-op threads, 0 = all cores; default the manifest's `[run] threads`.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Rewrite embedding shards that are already there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `refaug parity-clip`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ParityClipArgs {
+    /// The reference folder: `<dataset>/`, `<dataset>-results/<detector>.csv`, `<dataset>-clip/`.
+    #[arg(long, default_value = "../shared/reference")]
+    pub reference: PathBuf,
+    /// The dataset in the reference folder.
+    #[arg(long, default_value = "public-24")]
+    pub dataset: String,
+    /// The detector whose proposals the reference cropped.
+    #[arg(long, default_value = "yolov8n-cal")]
+    pub detector: String,
+    /// The encoder spec the reference's embeddings were made with.
+    #[arg(long, default_value = "encoders/shared-clip-rn50-small.toml")]
+    pub encoder: PathBuf,
+    /// `cpu` or `cuda[:N]` (the reference ran on the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Intra-op threads, 0 = all cores.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Crops per image-encoder call.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DetectorsCommand {
     /// Load each spec, check the model's sha256, open a session, validate the model's inputs and
@@ -418,6 +476,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge { out } => merge(&out),
         Command::Doctor { json } => doctor(json),
         Command::Parity(args) => parity(&args),
+        Command::ParityClip(args) => parity_clip(&args),
+        Command::Embed(args) => embed(&args),
         Command::Detectors {
             command:
                 DetectorsCommand::Check {
@@ -685,6 +745,100 @@ fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
             "parity: FAILED: a stage is below {} or could not run",
             args.min_rate
         );
+        ExitCode::from(1)
+    })
+}
+
+/// `refaug embed`: every selected variant's shards through the manifest's encoder.
+fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::runtime::{Device, RuntimeOptions};
+    let manifest = crate::manifest::Manifest::load(&args.manifest)?;
+    let Some(settings) = manifest.embed.clone() else {
+        anyhow::bail!(
+            "{}: no [embed] section; add `[embed] encoder = \"encoders/<name>.toml\"`",
+            manifest.path.display()
+        );
+    };
+    for v in &args.variants {
+        if !manifest.variants.iter().any(|m| &m.name == v) {
+            anyhow::bail!("{}: no variant `{v}`", manifest.path.display());
+        }
+    }
+    let threads = match args.threads.unwrap_or(manifest.run.threads) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let device = match &args.device {
+        Some(d) => d.parse::<Device>()?,
+        None => manifest.run.device,
+    };
+    let opts = RuntimeOptions {
+        device,
+        intra_threads: threads,
+        max_batch: args.batch_size.unwrap_or(manifest.run.batch_size).max(1),
+        ..RuntimeOptions::default()
+    };
+    let spec = crate::embed::spec::EncoderSpec::from_file(&settings.encoder)?;
+    let mut encoder = crate::embed::encoder::Encoder::new(spec, &opts)?;
+    let mut failed = false;
+    for v in &manifest.variants {
+        if !args.variants.is_empty() && !args.variants.contains(&v.name) {
+            continue;
+        }
+        let job = crate::embed::run::EmbedJob {
+            variant_dir: manifest.output.dir.join(&v.name),
+            images_dir: manifest.dataset.images_dir.clone(),
+            filter: settings.filter,
+            truncate: settings.truncate,
+            force: args.force,
+        };
+        let s = crate::embed::run::embed_variant(&job, &mut encoder)?;
+        eprintln!(
+            "embed {}: {} shards written, {} already done, {} failed; {} image and {} text embeddings",
+            v.name,
+            s.shards_written,
+            s.shards_skipped,
+            s.failures.len(),
+            s.image_embeddings,
+            s.text_embeddings
+        );
+        for (shard, e) in &s.failures {
+            eprintln!("  {shard}: {e}");
+        }
+        failed |= !s.failures.is_empty();
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `refaug parity-clip`: run the CLIP stages, print the table, exit 1 unless all pass.
+fn parity_clip(args: &ParityClipArgs) -> anyhow::Result<ExitCode> {
+    use crate::detect::runtime::{Device, RuntimeOptions};
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let report = crate::parity::clip::run(&crate::parity::clip::ClipParityArgs {
+        reference: args.reference.clone(),
+        dataset: args.dataset.clone(),
+        detector: args.detector.clone(),
+        encoder: crate::embed::spec::EncoderSpec::from_file(&args.encoder)?,
+        runtime: RuntimeOptions {
+            device: args.device.parse::<Device>()?,
+            intra_threads: threads,
+            max_batch: args.batch_size.max(1),
+            ..RuntimeOptions::default()
+        },
+    })?;
+    print!("{report}");
+    Ok(if report.passed() {
+        println!("parity-clip: every exact stage at 100 %, embeddings within tolerance");
+        ExitCode::SUCCESS
+    } else {
+        println!("parity-clip: FAILED");
         ExitCode::from(1)
     })
 }

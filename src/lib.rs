@@ -17,6 +17,7 @@ pub mod cli;
 pub mod dataset;
 pub mod decode;
 pub mod detect;
+pub mod embed;
 pub mod export;
 pub mod gallery;
 pub mod manifest;

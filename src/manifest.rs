@@ -52,6 +52,8 @@ pub struct Manifest {
     pub output: Output,
     /// `[run]`, defaults filled in.
     pub run: RunDefaults,
+    /// `[embed]`, when present.
+    pub embed: Option<EmbedSettings>,
 }
 
 /// One output variant: one Parquet dataset made by one detector.
@@ -145,6 +147,30 @@ struct WireManifest {
     output: Option<WireOutput>,
     #[serde(default)]
     run: WireRun,
+    embed: Option<WireEmbed>,
+}
+
+/// `[embed]`: what `refaug embed` adds beside every variant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEmbed {
+    encoder: PathBuf,
+    score_above: Option<f64>,
+    width_above: Option<f64>,
+    height_above: Option<f64>,
+    #[serde(default)]
+    truncate: bool,
+}
+
+/// `[embed]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedSettings {
+    /// The encoder spec file (exists).
+    pub encoder: PathBuf,
+    /// Which proposals get a crop.
+    pub filter: crate::embed::filter::ProposalFilter,
+    /// Cut sentences over CLIP's 77 tokens (clip.tokenize's truncate=True) instead of failing.
+    pub truncate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,10 +307,45 @@ impl Manifest {
             });
         }
 
+        let embed = match &wire.embed {
+            None => None,
+            Some(e) => {
+                let encoder = base.join(&e.encoder);
+                if !encoder.is_file() {
+                    return Err(ManifestError::MissingPath {
+                        manifest: path.to_path_buf(),
+                        key: "embed.encoder",
+                        what: "encoder spec file",
+                        path: encoder,
+                    });
+                }
+                let wire_filter = crate::embed::filter::ProposalFilterWire {
+                    score_above: e.score_above,
+                    width_above: e.width_above,
+                    height_above: e.height_above,
+                };
+                let filter =
+                    wire_filter
+                        .validate()
+                        .map_err(|(key, value)| ManifestError::Invalid {
+                            path: path.to_path_buf(),
+                            key: format!("embed.{key}"),
+                            value,
+                            why: "must be a finite number".into(),
+                        })?;
+                Some(EmbedSettings {
+                    encoder,
+                    filter,
+                    truncate: e.truncate,
+                })
+            }
+        };
+
         Ok(Manifest {
             path: path.to_path_buf(),
             dataset,
             variants,
+            embed,
             output: Output {
                 dir: base.join(&output.dir),
                 images_per_shard,

@@ -163,6 +163,9 @@ pub fn validate_output(root: &Path) -> Result<ValidationReport, JournalError> {
                 ));
             }
         }
+        report
+            .problems
+            .extend(crate::embed::verify::verify_embeddings(&dir));
         for stray in parquet_files(&dir) {
             let file = stray
                 .file_name()
@@ -187,7 +190,8 @@ fn shard_rows(path: &Path) -> Result<u64, String> {
     Ok(reader.metadata().file_metadata().num_rows() as u64)
 }
 
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+/// The `*.parquet` files directly in `dir`, sorted by name (none when it cannot be read).
+pub(crate) fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|it| {
             it.filter_map(|e| e.ok().map(|e| e.path()))

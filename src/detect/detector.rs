@@ -26,7 +26,7 @@ use image::RgbImage;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use crate::detect::runtime::{RuntimeError, RuntimeOptions, runtime};
+use crate::detect::runtime::{Declared, Dim, RuntimeError, RuntimeOptions, declared, runtime};
 use crate::detect::spec::{DetectorSpec, FamilyConfig, SpecError, YoloConfig};
 use crate::detect::{Detection, Family, detr, torchvision, ultralytics, yolov5};
 use crate::preprocess::Chw;
@@ -699,75 +699,6 @@ fn check_finite(
             output: output.to_string(),
             image,
         })
-    }
-}
-
-/// A declared dimension: fixed size, or symbolic (`-1` in ONNX Runtime, with its name).
-#[derive(Debug, Clone, PartialEq)]
-enum Dim {
-    Fixed(i64),
-    Symbolic(String),
-}
-
-impl fmt::Display for Dim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Dim::Fixed(n) => write!(f, "{n}"),
-            Dim::Symbolic(s) if s.is_empty() => f.write_str("?"),
-            Dim::Symbolic(s) => write!(f, "{s}"),
-        }
-    }
-}
-
-/// A declared tensor: element type and dims.
-struct Declared {
-    ty: TensorElementType,
-    dims: Vec<Dim>,
-}
-
-impl Declared {
-    fn show(&self) -> String {
-        format!(
-            "{:?} [{}]",
-            self.ty,
-            self.dims
-                .iter()
-                .map(Dim::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }
-
-    /// Dim `i` is fixed to `n`, or symbolic.
-    fn fits(&self, i: usize, n: usize) -> bool {
-        match &self.dims[i] {
-            Dim::Fixed(m) => *m == n as i64,
-            Dim::Symbolic(_) => true,
-        }
-    }
-}
-
-fn declared(name: &str, dtype: &ValueType) -> Result<Declared, String> {
-    match dtype {
-        ValueType::Tensor {
-            ty,
-            shape,
-            dimension_symbols,
-        } => Ok(Declared {
-            ty: *ty,
-            dims: shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| {
-                    if d >= 0 {
-                        Dim::Fixed(d)
-                    } else {
-                        Dim::Symbolic(dimension_symbols.get(i).cloned().unwrap_or_default())
-                    }
-                })
-                .collect(),
-        }),
-        other => Err(format!("`{name}` is not a tensor ({other:?})")),
     }
 }
 

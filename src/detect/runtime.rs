@@ -20,6 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use ort::environment::Environment;
 use ort::ep;
 use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
 
 /// What a user has to run to get the library, quoted in every "not found" error.
 const SETUP_HINT: &str = "run `bash scripts/setup.sh` (it installs onnxruntime==1.31.1 from \
@@ -463,6 +464,76 @@ fn available_providers() -> ort::Result<Vec<String>> {
         }
         let _ = (api.ReleaseAvailableProviders)(list, n);
         Ok(out)
+    }
+}
+
+/// A declared dimension: fixed size, or symbolic (`-1` in ONNX Runtime, with its name).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dim {
+    Fixed(i64),
+    Symbolic(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) if s.is_empty() => f.write_str("?"),
+            Dim::Symbolic(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// A model input's or output's declared tensor type: element type and dims (what IO validation
+/// of detectors and encoders checks).
+pub struct Declared {
+    pub ty: TensorElementType,
+    pub dims: Vec<Dim>,
+}
+
+impl Declared {
+    pub fn show(&self) -> String {
+        format!(
+            "{:?} [{}]",
+            self.ty,
+            self.dims
+                .iter()
+                .map(Dim::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// Dim `i` is fixed to `n`, or symbolic.
+    pub fn fits(&self, i: usize, n: usize) -> bool {
+        match &self.dims[i] {
+            Dim::Fixed(m) => *m == n as i64,
+            Dim::Symbolic(_) => true,
+        }
+    }
+}
+
+pub fn declared(name: &str, dtype: &ValueType) -> Result<Declared, String> {
+    match dtype {
+        ValueType::Tensor {
+            ty,
+            shape,
+            dimension_symbols,
+        } => Ok(Declared {
+            ty: *ty,
+            dims: shape
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if d >= 0 {
+                        Dim::Fixed(d)
+                    } else {
+                        Dim::Symbolic(dimension_symbols.get(i).cloned().unwrap_or_default())
+                    }
+                })
+                .collect(),
+        }),
+        other => Err(format!("`{name}` is not a tensor ({other:?})")),
     }
 }
 

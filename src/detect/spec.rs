@@ -408,29 +408,58 @@ impl DetectorSpec {
     /// Hash the model file and compare with the pinned hash. Returns the actual hash (also for
     /// `"unknown"`, so that it can be reported and pinned).
     pub fn verify_model_sha256(&self) -> Result<String, SpecError> {
-        if !self.model_present() {
-            return Err(SpecError::ModelMissing {
-                spec: self.spec_path.clone(),
-                model: self.model_path.clone(),
-                export: self.export.clone(),
-            });
-        }
-        let actual = crate::sha256_file(&self.model_path)?;
-        match &self.model_sha256 {
-            ModelHash::Pinned(expected) if *expected != actual => Err(SpecError::Sha256Mismatch {
-                spec: self.spec_path.clone(),
-                model: self.model_path.clone(),
-                expected: expected.clone(),
-                actual,
-            }),
-            _ => Ok(actual),
+        verify_model_file(
+            &self.spec_path,
+            &self.model_path,
+            &self.model_sha256,
+            self.export.as_deref(),
+        )
+    }
+}
+
+/// The one sha256 check of a model file named by a spec (detectors and encoders): missing →
+/// an error quoting the export command; a pinned hash must match. Returns the actual hash.
+pub fn verify_model_file(
+    spec: &Path,
+    model: &Path,
+    pinned: &ModelHash,
+    export: Option<&str>,
+) -> Result<String, SpecError> {
+    if !model.is_file() {
+        return Err(SpecError::ModelMissing {
+            spec: spec.to_path_buf(),
+            model: model.to_path_buf(),
+            export: export.map(str::to_string),
+        });
+    }
+    let actual = crate::sha256_file(model)?;
+    match pinned {
+        ModelHash::Pinned(expected) if *expected != actual => Err(SpecError::Sha256Mismatch {
+            spec: spec.to_path_buf(),
+            model: model.to_path_buf(),
+            expected: expected.clone(),
+            actual,
+        }),
+        _ => Ok(actual),
+    }
+}
+
+impl ModelHash {
+    /// `"unknown"` or 64 hex digits (lower-cased); anything else is refused.
+    pub fn parse(h: &str) -> Option<ModelHash> {
+        match h {
+            "unknown" => Some(ModelHash::Unknown),
+            h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(ModelHash::Pinned(h.to_ascii_lowercase()))
+            }
+            _ => None,
         }
     }
 }
 
 /// `dir/rel` with `..` after a named folder removed (`detectors/../models/x.onnx` →
 /// `models/x.onnx`), so messages show the path a user would type.
-fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
+pub(crate) fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in dir.join(rel).components() {
@@ -447,6 +476,15 @@ fn lexical_join(dir: &Path, rel: &Path) -> PathBuf {
     out
 }
 
+/// A detector's or encoder's `name`: letters, digits and `. _ @ -` only (it names files and
+/// metadata).
+pub(crate) fn is_spec_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+}
+
 fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
     let invalid = |key: &'static str, message: String| SpecError::Invalid {
         path: path.to_path_buf(),
@@ -460,12 +498,7 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
         family,
     };
 
-    if w.name.is_empty()
-        || !w
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
-    {
+    if !is_spec_name(&w.name) {
         return Err(invalid(
             "name",
             format!(
@@ -474,18 +507,15 @@ fn validate(w: SpecWire, path: &Path) -> Result<DetectorSpec, SpecError> {
             ),
         ));
     }
-    let model_sha256 = match w.model_sha256.as_str() {
-        "unknown" => ModelHash::Unknown,
-        h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            ModelHash::Pinned(h.to_ascii_lowercase())
-        }
-        h => {
-            return Err(invalid(
-                "model_sha256",
-                format!("{h:?}: expected 64 hex digits or \"unknown\""),
-            ));
-        }
-    };
+    let model_sha256 = ModelHash::parse(&w.model_sha256).ok_or_else(|| {
+        invalid(
+            "model_sha256",
+            format!(
+                "{:?}: expected 64 hex digits or \"unknown\"",
+                w.model_sha256
+            ),
+        )
+    })?;
     if w.trained_on.trim().is_empty() {
         return Err(invalid(
             "trained_on",

@@ -5,6 +5,7 @@
 //! [`check`] needs only this crate's pure kernels, not ONNX Runtime. [`run`] is `refaug parity`:
 //! these stages plus every detector's boxes against the reference CSVs ([`compare`]).
 
+pub mod clip;
 pub mod compare;
 pub mod run;
 

@@ -3,6 +3,7 @@
 //!
 //! Which family uses which kernel is decided in `detect::<family>`; nothing here knows about models.
 
+pub mod clip;
 pub mod detr;
 pub mod letterbox;
 pub mod opencv;

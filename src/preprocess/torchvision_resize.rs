@@ -16,9 +16,15 @@
 //! with `(int)(0.5 + wt_max · 2^(p+1)) < 2^15` — e.g. 15 bits for 2 → 1 (max weight 0.5)
 //! but 14 bits when upscaling (max weight near 1) — where Pillow always uses 22 bits. That is what
 //! makes the two resizes differ by ±1 on about 0.02 % of values.
+//!
+//! [`resize_bicubic_antialias_f32`] is the float32 counterpart for `BICUBIC` (what CLIP's tensor
+//! transform runs on crops converted to float): the same "bounds approach", but torch computes the
+//! float kernel's bounds and weights in float32 (`scalar_t = float`) where the uint8 kernel uses
+//! double and fixed point, so the two share the algorithm, not the arithmetic.
 
 use image::RgbImage;
 
+use crate::preprocess::Chw;
 use crate::preprocess::pil::{FixedWeights, PassWeights, horizontal_pass, vertical_pass};
 
 /// The int16 weight precision `_compute_index_ranges_int16_weights` picks for a pass whose largest
@@ -65,6 +71,135 @@ pub fn resize_bilinear_antialias(src: &RgbImage, new_w: u32, new_h: u32) -> RgbI
         cur = Some(vertical_pass(input, 0, &int16_weights(in_h, out_h)));
     }
     cur.expect("at least one pass runs when the size changes")
+}
+
+/// Keys' cubic convolution kernel with `a = -0.5`, torch's `HelperInterpCubic::aa_filter`
+/// (`UpSampleKernel.cpp`, torch 2.15) as GCC compiles it for the AVX2/AVX512 kernels: the nested
+/// polynomials `((a + 2)x − (a + 3))x² + 1` and `((ax − 5a)x + 8a)x − 4a` with fused multiply-adds
+/// where the compiler fused them (as `../shared/reference/tools/clip_preprocess_numpy.py` pins them).
+fn keys_cubic(x: f32) -> f32 {
+    const A: f32 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0).mul_add(x, -(A + 3.0)) * x).mul_add(x, 1.0)
+    } else if x < 2.0 {
+        A.mul_add(x, -(5.0 * A))
+            .mul_add(x, 8.0 * A)
+            .mul_add(x, -(4.0 * A))
+    } else {
+        0.0
+    }
+}
+
+/// One axis of torch's float32 antialiased bicubic resampling: `(first input index, weights)` per
+/// output index, from `HelperInterpBase::_compute_indices_min_size_weights_aa` with
+/// `scalar_t = float`, `align_corners=False` and no explicit scale (torchvision passes a size).
+fn bicubic_aa_weights(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f32>)> {
+    // `area_pixel_compute_scale`: in / out, a float32 division.
+    let scale = in_size as f32 / out_size as f32;
+    // `support = interp_size / 2 * scale` when downscaling (interp_size 4), else 2; invscale is
+    // `1.0 / scale` computed in double and stored as float.
+    let (support, invscale) = if scale >= 1.0 {
+        (
+            (2.0 * f64::from(scale)) as f32,
+            (1.0 / f64::from(scale)) as f32,
+        )
+    } else {
+        (2.0f32, 1.0f32)
+    };
+    let max_taps = f64::from(support).ceil() as i64 * 2 + 1;
+    (0..out_size)
+        .map(|i| {
+            // `center = scale * (i + 0.5)`: float times double, stored as float.
+            let center = (f64::from(scale) * (i as f64 + 0.5)) as f32;
+            // `(int64_t)(center - support + 0.5)`: the float difference, then + 0.5 in double,
+            // truncated toward zero, then clamped.
+            let xmin = ((f64::from(center - support) + 0.5) as i64).max(0);
+            let xmax = ((f64::from(center + support) + 0.5) as i64).min(in_size as i64);
+            let taps = (xmax - xmin).clamp(0, max_taps) as usize;
+            let xmin = xmin as usize;
+            let mut w: Vec<f32> = (0..taps)
+                .map(|j| {
+                    let d = (j + xmin) as f32 - center;
+                    keys_cubic(((f64::from(d) + 0.5) * f64::from(invscale)) as f32)
+                })
+                .collect();
+            let total = w.iter().fold(0.0f32, |t, &v| t + v);
+            if total != 0.0 {
+                for v in &mut w {
+                    *v /= total;
+                }
+            }
+            (xmin, w)
+        })
+        .collect()
+}
+
+/// `Σ_j src[j]·w[j]` in torch's order and roundings: the first product alone, then of the
+/// remaining `m` terms the first `4·⌊m/4⌋` as rounded products added in order, the last `m mod 4`
+/// as fused multiply-adds (GCC's vectorised loop with its scalar remainder in
+/// `basic_loop_aa_horizontal` / `_vertical`, torch 2.15 AVX2/AVX512 builds).
+#[inline]
+fn aa_dot(src: impl Iterator<Item = f32>, w: &[f32]) -> f32 {
+    let unfused = (w.len().saturating_sub(1)) / 4 * 4;
+    let mut acc = 0.0f32;
+    // `w` drives the zip, so `src` is never asked for an element past the taps.
+    for (j, (&wj, s)) in w.iter().zip(src).enumerate() {
+        acc = if j == 0 {
+            s * wj
+        } else if j <= unfused {
+            acc + s * wj
+        } else {
+            s.mul_add(wj, acc)
+        };
+    }
+    acc
+}
+
+/// `torch.nn.functional.interpolate(x, size=(new_h, new_w), mode="bicubic",
+/// align_corners=False, antialias=True)` on a float32 `[3, H, W]` tensor (torch 2.15, the kernel
+/// torchvision 0.29's `Resize(..., BICUBIC, antialias=True)` runs on float input), bit-exact with
+/// the AVX2/AVX512 CPU builds.
+///
+/// Separable: along the width first (only when it changes), then along the height (only when it
+/// changes), with a float32 intermediate; an unchanged size is a copy. No clamping (float input).
+/// Both target sizes must be at least 1.
+pub fn resize_bicubic_antialias_f32(src: &Chw, new_w: usize, new_h: usize) -> Chw {
+    assert!(new_w > 0 && new_h > 0, "resize to an empty size");
+    let mut cur = src.clone();
+    if new_w != cur.width {
+        let weights = bicubic_aa_weights(cur.width, new_w);
+        let mut data = Vec::with_capacity(3 * cur.height * new_w);
+        for row in cur.data.chunks_exact(cur.width) {
+            for (xmin, w) in &weights {
+                data.push(aa_dot(row[*xmin..].iter().copied(), w));
+            }
+        }
+        cur = Chw {
+            height: cur.height,
+            width: new_w,
+            data,
+        };
+    }
+    if new_h != cur.height {
+        let weights = bicubic_aa_weights(cur.height, new_h);
+        let width = cur.width;
+        let mut data = Vec::with_capacity(3 * new_h * width);
+        for plane in cur.data.chunks_exact(cur.height * width) {
+            for (ymin, w) in &weights {
+                for x in 0..width {
+                    let column = (*ymin..).map(|y| plane[y * width + x]);
+                    data.push(aa_dot(column, w));
+                }
+            }
+        }
+        cur = Chw {
+            height: new_h,
+            width,
+            data,
+        };
+    }
+    cur
 }
 
 #[cfg(test)]
