@@ -86,7 +86,7 @@ def test_flyp_loss_hand_computed():
 def test_flyp_embed_pairs_and_scale():
     m = ClipFlyp(p=0.5, dim=2)
     assert sum(p.numel() for p in ClipFlyp().parameters()) == 2_099_201
-    assert float(m.logit_scale) == pytest.approx(math.log(1 / 0.07))
+    assert m.logit_scale.item() == pytest.approx(math.log(1 / 0.07))
     set_linear(m.img_head[2], [[2.0, 0.0], [0.0, 2.0]], [0.0, 1.0])
     set_linear(m.txt_head[2], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
     m.eval()  # dropout inactive
@@ -101,11 +101,11 @@ def test_flyp_embed_pairs_and_scale():
     with torch.no_grad():
         m.logit_scale.fill_(7.0)
     m.clamp_()
-    assert float(m.logit_scale) == pytest.approx(LN_100)
+    assert m.logit_scale.item() == pytest.approx(LN_100)
     with torch.no_grad():
         m.logit_scale.fill_(-1.0)
     m.clamp_()
-    assert float(m.logit_scale) == 0.0
+    assert m.logit_scale.item() == 0.0
 
 
 def test_flyp_dropout_is_active_in_training():
