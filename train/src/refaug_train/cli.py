@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="results tables (md, csv, json) from evaluate outputs")
     r.add_argument("evals", type=Path, nargs="+", help="folders written by evaluate")
     r.add_argument("--out", type=Path, required=True)
+    z = sub.add_parser(
+        "zero-shot-check",
+        help="this package's evaluation on the reference's embeddings vs its zero_shot.json",
+    )
+    z.add_argument("--reference", type=Path, default=Path("../shared/reference"))
+    z.add_argument("--dataset", default="public-24")
+    z.add_argument("--detector", default="yolov8n-cal")
     return ap
 
 
@@ -124,10 +131,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zero_shot_check(args: argparse.Namespace) -> int:
+    from .zero_shot_check import run
+
+    result = run(args.reference, args.dataset, args.detector)
+    print("\n".join(result.lines))
+    return 0 if result.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"fit": cmd_fit, "evaluate": cmd_evaluate, "report": cmd_report}[args.cmd](args)
+        return {
+            "fit": cmd_fit,
+            "evaluate": cmd_evaluate,
+            "report": cmd_report,
+            "zero-shot-check": cmd_zero_shot_check,
+        }[args.cmd](args)
     except (ShardError, FileNotFoundError) as e:
         print(f"refaug-train: {e}", file=sys.stderr)
         return 2
