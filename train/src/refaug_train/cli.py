@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--reference", type=Path, default=Path("../shared/reference"))
     z.add_argument("--dataset", default="public-24")
     z.add_argument("--detector", default="yolov8n-cal")
+    z.add_argument(
+        "--source",
+        choices=["embeddings", "images"],
+        default="embeddings",
+        help="the reference's embeddings, or decode + crop + the CLIP ONNX encoders of --models live",
+    )
+    z.add_argument("--models", type=Path, default=Path("../shared/models"))
+    z.add_argument("--tolerance", type=float, default=None, help="default 1e-6 (embeddings), 1e-5 (images)")
     return ap
 
 
@@ -134,7 +142,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_zero_shot_check(args: argparse.Namespace) -> int:
     from .zero_shot_check import run
 
-    result = run(args.reference, args.dataset, args.detector)
+    source = None
+    if args.source == "images":
+        from .images import ImageFeatures
+
+        source = ImageFeatures(
+            args.reference / args.dataset / "images",
+            args.models / "clip_rn50_small_image.onnx",
+            args.models / "clip_rn50_small_text.onnx",
+        )
+    tol = args.tolerance or (1e-6 if source is None else 1e-5)
+    result = run(args.reference, args.dataset, args.detector, tol, source)
     print("\n".join(result.lines))
     return 0 if result.passed else 1
 

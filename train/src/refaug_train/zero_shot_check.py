@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets as D
-from .features import RefFeatures
+from .features import FeatureSource, RefFeatures
+from .filters import eval_candidates
 from .heads import ZeroShot
 from .shards import Refs, ShardError
 from .train import evaluate
@@ -90,6 +91,11 @@ def reference_refs(reference: Path, dataset: str, detector: str) -> tuple[Refs, 
         for r in csv.DictReader(f):
             b = [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
             boxes[r["file_name"]].append((b, float(r["confidence"])))
+    sentences: dict[int, list[str]] = defaultdict(list)
+    with (clip_dir / "clip_text.jsonl").open() as f:
+        for line in f:
+            r = json.loads(line)
+            sentences[int(r["ref_id"])].append(r["sent"])
     refs = zs["refs"]
     off = np.cumsum([0] + [len(boxes[r["file_name"]]) for r in refs])
     flat = [p for r in refs for p in boxes[r["file_name"]]]
@@ -100,7 +106,7 @@ def reference_refs(reference: Path, dataset: str, detector: str) -> tuple[Refs, 
             split=[r["split"] for r in refs],
             width=np.array([sizes[r["file_name"]][0] for r in refs], np.int32),
             height=np.array([sizes[r["file_name"]][1] for r in refs], np.int32),
-            sentences=[["?"] for _ in refs],
+            sentences=[sentences[int(r["ref_id"])] for r in refs],
             gt=np.array([r["gt_box_xyxy"] for r in refs], np.float32),
             prop_off=off.astype(np.int64),
             prop_boxes=np.array([p[0] for p in flat], np.float32).reshape(-1, 4),
@@ -111,6 +117,24 @@ def reference_refs(reference: Path, dataset: str, detector: str) -> tuple[Refs, 
     )
 
 
+class _Memo:
+    """A source computed once per (ref, kept) (the check reads every ref in its split and again in "all")."""
+
+    def __init__(self, inner: FeatureSource) -> None:
+        self.inner = inner
+        self.memo: dict[tuple[int, tuple[int, ...]], RefFeatures] = {}
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def features(self, refs: Refs, i: int, kept: list[int]) -> RefFeatures:
+        key = (i, tuple(kept))
+        if key not in self.memo:
+            self.memo[key] = self.inner.features(refs, i, kept)
+        return self.memo[key]
+
+
 @dataclass
 class CheckResult:
     lines: list[str]
@@ -118,13 +142,36 @@ class CheckResult:
 
 
 def run(
-    reference: Path, dataset: str = "public-24", detector: str = "yolov8n-cal", tol: float = 1e-6
+    reference: Path,
+    dataset: str = "public-24",
+    detector: str = "yolov8n-cal",
+    tol: float = 1e-6,
+    source: FeatureSource | None = None,
 ) -> CheckResult:
+    """Compare with `zero_shot.json`; `source` defaults to the reference's own embeddings (`ImageFeatures`
+    checks the live image path instead: its embeddings are compared with the reference's first)."""
     refs, zs = reference_refs(reference, dataset, detector)
-    src = ReferenceEmbeddings(reference / f"{dataset}-clip")
+    ref_src = ReferenceEmbeddings(reference / f"{dataset}-clip")
+    src: FeatureSource = _Memo(source) if source is not None else ref_src
     by_ref = {int(r["ref_id"]): r for r in zs["refs"]}  # type: ignore[attr-defined]
     lines, ok = [f"zero-shot check: {dataset}, {detector}; got=want per metric (tolerance {tol})"], True
     worst: dict[str, float] = defaultdict(float)
+    if source is not None:
+        source = src
+        emb_diff = 0.0
+        for i in range(len(refs)):
+            b, sc = refs.proposals(i)
+            kept = eval_candidates(b, sc, int(refs.width[i]), int(refs.height[i])).kept
+            got_f, want_f = source.features(refs, i, kept), ref_src.features(refs, i, kept)
+            for g, w in zip(
+                (got_f.gt, got_f.candidates, got_f.sentences),
+                (want_f.gt, want_f.candidates, want_f.sentences),
+                strict=True,
+            ):
+                emb_diff = max(emb_diff, float(np.max(np.abs(g - w))))
+        lines.append(
+            f"embeddings (every crop and sentence) vs the reference: max |difference| {emb_diff:.3g}"
+        )
     for split in ["train", "val", "test", "all"]:
         ds = D.ranking_eval(refs, src, None if split == "all" else split)
         ev = evaluate(ZeroShot(), ds)
