@@ -13,8 +13,9 @@ is gathered and padded at once (`__getitems__`, which DataLoader calls with the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +25,8 @@ from torch.utils.data import Dataset
 from .features import FeatureSource
 from .filters import RESEARCH_FILTER, ProposalFilter, box_iou, eval_candidates, first_argmax, training_target
 from .shards import Refs
+
+B = TypeVar("B")
 
 
 @dataclass
@@ -65,7 +68,26 @@ class RankingBatch:
     index: Tensor  # [B] item indices
 
 
-class RankingDataset(Dataset[RankingBatch]):
+class _Packed(Dataset[B]):
+    """Items addressed by index; `__getitems__` (what DataLoader calls with a batch of indices) gathers and
+    pads them at once, `__getitem__` is a batch of one."""
+
+    ref_id: Tensor
+
+    def __len__(self) -> int:
+        return len(self.ref_id)
+
+    def __getitem__(self, i: int) -> B:
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices: Sequence[int]) -> B:
+        return self._batch(torch.as_tensor(list(indices), dtype=torch.int64))
+
+    def _batch(self, idx: Tensor) -> B:
+        raise NotImplementedError
+
+
+class RankingDataset(_Packed[RankingBatch]):
     """Candidates, sentences and a target per ref (+ boxes and ground-truth embeddings for evaluation)."""
 
     def __init__(
@@ -82,14 +104,7 @@ class RankingDataset(Dataset[RankingBatch]):
         self.ref_id, self.crops, self.sents, self.target = ref_id, crops, sents, target
         self.boxes, self.gt_box, self.gt_emb, self.fallback = boxes, gt_box, gt_emb, fallback
 
-    def __len__(self) -> int:
-        return len(self.target)
-
-    def __getitem__(self, i: int) -> RankingBatch:
-        return self.__getitems__([i])
-
-    def __getitems__(self, indices: Sequence[int]) -> RankingBatch:
-        idx = torch.as_tensor(list(indices), dtype=torch.int64)
+    def _batch(self, idx: Tensor) -> RankingBatch:
         crops, cmask = self.crops.pad(idx)
         sents, smask = self.sents.pad(idx)
         return RankingBatch(crops, cmask, sents, smask, self.target[idx], idx)
@@ -102,20 +117,13 @@ class PairBatch:
     index: Tensor
 
 
-class ContrastiveDataset(Dataset[PairBatch]):
+class ContrastiveDataset(_Packed[PairBatch]):
     """(ground-truth crop, first sentence) embeddings per ref."""
 
     def __init__(self, ref_id: Tensor, img: Tensor, txt: Tensor) -> None:
         self.ref_id, self.img, self.txt = ref_id, img, txt
 
-    def __len__(self) -> int:
-        return len(self.img)
-
-    def __getitem__(self, i: int) -> PairBatch:
-        return self.__getitems__([i])
-
-    def __getitems__(self, indices: Sequence[int]) -> PairBatch:
-        idx = torch.as_tensor(list(indices), dtype=torch.int64)
+    def _batch(self, idx: Tensor) -> PairBatch:
         return PairBatch(self.img[idx], self.txt[idx], idx)
 
 
@@ -132,6 +140,34 @@ def _limit(rows: list[int], limit: int) -> list[int]:
     return rows if limit < 0 else rows[:limit]
 
 
+# per ref: (kept proposal indices, candidate boxes, target, whole-image fallback), or None: not an item
+Selection = tuple[list[int], np.ndarray, int, bool] | None
+
+
+def _ranking_view(
+    refs: Refs, source: FeatureSource, split: str | None, limit: int, select: Callable[[int], Selection]
+) -> RankingDataset:
+    """The first `limit` items (all: -1) among the refs of `split`, in file order."""
+    ids, crops, sents, target, boxes, gt_box, gt_emb, fb = [], [], [], [], [], [], [], []
+    for i in _rows(refs, split):
+        if 0 <= limit <= len(ids):
+            break
+        sel = select(i)
+        if sel is None:
+            continue
+        kept, cand_boxes, t, fallback = sel
+        f = source.features(refs, i, kept)
+        ids.append(int(refs.ref_id[i]))
+        crops.append(f.candidates)
+        sents.append(f.sentences)
+        target.append(t)
+        boxes.append(cand_boxes)
+        gt_box.append(refs.gt[i])
+        gt_emb.append(f.gt)
+        fb.append(fallback)
+    return _ranking(ids, crops, sents, target, boxes, gt_box, gt_emb, fb, source.dim)
+
+
 def ranking_eval(
     refs: Refs,
     source: FeatureSource,
@@ -140,20 +176,13 @@ def ranking_eval(
     flt: ProposalFilter = RESEARCH_FILTER,
 ) -> RankingDataset:
     """The evaluation view: every ref, kept proposals or the whole-image fallback."""
-    ids, crops, sents, target, boxes, gt_box, gt_emb, fb = [], [], [], [], [], [], [], []
-    for i in _limit(_rows(refs, split), limit):
+
+    def select(i: int) -> Selection:
         b, s = refs.proposals(i)
         cand = eval_candidates(b, s, int(refs.width[i]), int(refs.height[i]), flt)
-        f = source.features(refs, i, cand.kept)
-        ids.append(int(refs.ref_id[i]))
-        crops.append(f.candidates)
-        sents.append(f.sentences)
-        target.append(first_argmax(box_iou(cand.boxes, refs.gt[i])))
-        boxes.append(cand.boxes)
-        gt_box.append(refs.gt[i])
-        gt_emb.append(f.gt)
-        fb.append(cand.fallback)
-    return _ranking(ids, crops, sents, target, boxes, gt_box, gt_emb, fb, source.dim)
+        return cand.kept, cand.boxes, first_argmax(box_iou(cand.boxes, refs.gt[i])), cand.fallback
+
+    return _ranking_view(refs, source, split, limit, select)
 
 
 def ranking_train(
@@ -164,23 +193,13 @@ def ranking_train(
     flt: ProposalFilter = RESEARCH_FILTER,
 ) -> RankingDataset:
     """The H1/H3 training view: >= 2 kept, best IoU > 0.5, target = first argmax; first `limit` items."""
-    ids, crops, sents, target, boxes, gt_box, gt_emb = [], [], [], [], [], [], []
-    for i in _rows(refs, split):
-        if 0 <= limit <= len(ids):
-            break
+
+    def select(i: int) -> Selection:
         b, s = refs.proposals(i)
         t = training_target(b, s, refs.gt[i], flt)
-        if t is None:
-            continue
-        f = source.features(refs, i, t.kept)
-        ids.append(int(refs.ref_id[i]))
-        crops.append(f.candidates)
-        sents.append(f.sentences)
-        target.append(t.target)
-        boxes.append(b[t.kept])
-        gt_box.append(refs.gt[i])
-        gt_emb.append(f.gt)
-    return _ranking(ids, crops, sents, target, boxes, gt_box, gt_emb, [False] * len(ids), source.dim)
+        return None if t is None else (t.kept, b[t.kept], t.target, False)
+
+    return _ranking_view(refs, source, split, limit, select)
 
 
 def _ranking(
