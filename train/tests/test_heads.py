@@ -93,7 +93,7 @@ def test_flyp_embed_pairs_and_scale():
     img, txt, s = m.embed_pairs(T([[1.0, -1.0]]), T([[-2.0, 3.0]]))
     torch.testing.assert_close(img, T([[2.0, 1.0]]))
     torch.testing.assert_close(txt, T([[0.0, 3.0]]))
-    assert float(s) == pytest.approx(1 / 0.07, rel=1e-6)
+    assert s.item() == pytest.approx(1 / 0.07, rel=1e-6)
     m.normalize = True
     img, txt, _ = m.embed_pairs(T([[1.0, -1.0]]), T([[-2.0, 3.0]]))
     torch.testing.assert_close(img, T([[2.0, 1.0]]) / math.sqrt(5))
