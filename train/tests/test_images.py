@@ -2,6 +2,8 @@
 source on hand-computable images (constant-colour regions: every crop inside one region is constant, so its
 model input and embedding follow by hand)."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -10,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from refaug_train import datasets as D
+from refaug_train.cli import main
 from refaug_train.features import EmbeddingShards, write_embedding_shard
 from refaug_train.images import CLIP_MEAN, CLIP_STD, ClipTokenizer, ImageFeatures, crop_box
 from refaug_train.shards import read_refs
@@ -143,3 +146,11 @@ def test_images_and_embeddings_sources_agree(tmp_path):
             torch.testing.assert_close(vx, vy, rtol=1e-4, atol=1e-4)
     tr = D.ranking_train(refs, live, "train")
     assert len(tr) == 0  # best IoU of the kept proposals with the ground truth is below 0.5
+    # the CLI's evaluate on both sources gives the same metrics
+    common = ["evaluate", "--variant", str(tmp_path), "--head", "zero-shot", "--splits", "train"]
+    assert main([*common, "--embeddings", str(emb), "--out", str(tmp_path / "e")]) == 0
+    live_args = ["--images", str(tmp_path), "--image-model", str(img_model), "--text-model", str(txt_model)]
+    assert main([*common, *live_args, "--out", str(tmp_path / "i")]) == 0
+    (e,) = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    (i,) = json.loads((tmp_path / "i" / "metrics.json").read_text())
+    assert e.keys() == i.keys() and all(e[k] == pytest.approx(i[k], abs=1e-5) for k in e)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import datasets as D
-from .features import EmbeddingShards
+from .features import EmbeddingShards, FeatureSource
 from .heads import RankingHead, ZeroShot
 from .report import plot_log, write_tables
 from .shards import ShardError, read_refs
@@ -28,6 +28,13 @@ from .train import FitConfig, evaluate, fit, load_head
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", type=Path, required=True, help="a variant folder of proposal shards")
     p.add_argument("--embeddings", type=Path, help="its embedding shards (default: VARIANT/embeddings)")
+    p.add_argument(
+        "--images",
+        type=Path,
+        help="embed live instead: the images folder (file_name is relative to it), with the two encoders",
+    )
+    p.add_argument("--image-model", type=Path, help="CLIP image encoder (ONNX: image -> embedding)")
+    p.add_argument("--text-model", type=Path, help="CLIP text encoder (ONNX: tokens -> embedding)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
 
 
@@ -81,8 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _source(args: argparse.Namespace) -> EmbeddingShards:
-    return EmbeddingShards(args.embeddings or args.variant / "embeddings")
+def _source(args: argparse.Namespace) -> FeatureSource:
+    if args.images is None:
+        return EmbeddingShards(args.embeddings or args.variant / "embeddings")
+    if args.image_model is None or args.text_model is None:
+        raise ShardError("--images needs --image-model and --text-model")
+    from .images import ImageFeatures
+
+    return ImageFeatures(args.images, args.image_model, args.text_model)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
