@@ -5,17 +5,18 @@ ground-truth crop, of each candidate crop (the kept proposals in order, or the w
 kept: §10.3) and of each sentence. `EmbeddingShards` reads them from Parquet embedding shards (no
 image, no CLIP).
 
-Embedding shard layout read here (one row per ref, any number of `*.parquet` files in one folder; the layout
-this module defines until `refaug embed`'s contract is settled; `write_embedding_shard` writes it):
+Embedding shard layout read here: `refaug embed`'s (`<variant>/embeddings/<shard name>`, one row per ref;
+columns used below; `image_id` and `sent_ids` are also there). `write_embedding_shard` writes the same
+columns and types for tests and the benchmark:
 
 | column | type | meaning |
 |---|---|---|
 | `ref_id` | int64 | the ref (joins the proposals shards) |
-| `gt_embedding` | list<float32> [D] | the ground-truth crop |
-| `image_embedding` | list<float32> [D] | the whole image (the evaluation fallback) |
+| `gt_embedding` | fixed_size_list<float32, D> | the ground-truth crop |
+| `image_embedding` | fixed_size_list<float32, D> | the whole image (the evaluation fallback) |
 | `proposal_index` | list<int32> | indices into `proposals` of the embedded (kept) proposals, stored order |
-| `proposal_embeddings` | list<list<float32>> [K][D] | their embeddings, same order |
-| `sentence_embeddings` | list<list<float32>> [S][D] | each sentence, in `sentences` order |
+| `proposal_embeddings` | list<fixed_size_list<float32, D>> | their embeddings, same order |
+| `sentence_embeddings` | list<fixed_size_list<float32, D>> | each sentence, in `sentences` order |
 """
 
 from __future__ import annotations
@@ -118,16 +119,28 @@ class EmbeddingShards:
 
 
 def write_embedding_shard(path: Path, rows: list[dict[str, object]]) -> None:
-    """Write rows of the layout above (used by tests and the benchmark to make synthetic shards)."""
-    f32 = pa.list_(pa.float32())
+    """Write rows in `refaug embed`'s schema (tests and the benchmark make synthetic shards with it);
+    `image_id` and `sent_ids` default to the ref id and 0..S-1 when a row has none."""
+    dim = len(rows[0]["gt_embedding"]) if rows else 1  # type: ignore[arg-type]
+    vec = pa.list_(pa.float32(), dim)
     schema = pa.schema(
         [
-            ("ref_id", pa.int64()),
-            ("gt_embedding", f32),
-            ("image_embedding", f32),
-            ("proposal_index", pa.list_(pa.int32())),
-            ("proposal_embeddings", pa.list_(f32)),
-            ("sentence_embeddings", pa.list_(f32)),
+            pa.field("ref_id", pa.int64(), False),
+            pa.field("image_id", pa.int64(), False),
+            pa.field("gt_embedding", vec, False),
+            pa.field("image_embedding", vec, False),
+            pa.field("proposal_index", pa.list_(pa.field("element", pa.int32(), False)), False),
+            pa.field("proposal_embeddings", pa.list_(pa.field("element", vec, False)), False),
+            pa.field("sent_ids", pa.list_(pa.field("element", pa.int64(), False)), False),
+            pa.field("sentence_embeddings", pa.list_(pa.field("element", vec, False)), False),
         ]
     )
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    full = [
+        {
+            "image_id": r["ref_id"],
+            "sent_ids": list(range(len(r["sentence_embeddings"]))),  # type: ignore[arg-type]
+            **r,
+        }
+        for r in rows
+    ]
+    pq.write_table(pa.Table.from_pylist(full, schema=schema), path)
