@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 req=scripts/python-requirements.txt
 venv=.venv
 stamp="$venv/.refaug-requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$req" train/pyproject.toml | sha256sum | cut -d' ' -f1)
 
 command -v python3 >/dev/null || { echo "setup: python3 is required (3.10 or newer)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
@@ -40,6 +40,8 @@ if ! python3 -m venv "$venv" 2>/dev/null; then
   python3 -m pip --python "$venv/bin/python" install -q pip
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+# The training module (train/), editable; its dependencies are the pins above.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e train
 "$venv/bin/python" - <<'PY'
 import onnxruntime, os, glob
 lib = glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*"))
