@@ -33,6 +33,7 @@ What each export does (the IO the specs' families expect, see README "Detectors"
   box_score_thresh=0.0)`, `torch.onnx.export(dynamo=False, opset 17)`: `images` [3,height,width]
   -> `boxes`, `labels`, `scores`. Random: `weights=None, weights_backbone=None`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,8 +89,12 @@ def export_yolov5s(dest: str, random: bool, work: str) -> None:
         weights = os.path.join(work, "yolov5s.pt")
         torch.save({"model": model, "epoch": -1}, weights)
     else:
-        weights = os.path.join(work, "yolov5s.pt")  # downloaded there by attempt_download
-    yolov5.export.run(weights=weights, include=("onnx",), dynamic=True, opset=OPSET, imgsz=(640, 640))
+        weights = os.path.join(
+            work, "yolov5s.pt"
+        )  # downloaded there by attempt_download
+    yolov5.export.run(
+        weights=weights, include=("onnx",), dynamic=True, opset=OPSET, imgsz=(640, 640)
+    )
     shutil.move(os.path.splitext(weights)[0] + ".onnx", dest)
 
 
@@ -112,7 +117,9 @@ def export_detr(dest: str, random: bool, work: str) -> None:
 
     if random:
         torch.manual_seed(0)
-        config = DetrConfig(backbone="resnet50", use_pretrained_backbone=False, num_labels=91)
+        config = DetrConfig(
+            backbone="resnet50", use_pretrained_backbone=False, num_labels=91
+        )
         model = DetrForObjectDetection(config)
     else:
         model = DetrForObjectDetection.from_pretrained("facebook/detr-resnet-50")
@@ -123,16 +130,27 @@ def export_detr(dest: str, random: bool, work: str) -> None:
             super().__init__()
             self.m = m
 
-        def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def forward(
+            self, pixel_values: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             out = self.m(pixel_values=pixel_values)
             return out.logits, out.pred_boxes
 
     example = torch.rand(1, 3, 800, 1066)
     torch.onnx.export(
-        Wrapper(model), (example,), dest, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-        input_names=["pixel_values"], output_names=["logits", "pred_boxes"],
-        dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"},
-                      "pred_boxes": {0: "batch"}},
+        Wrapper(model),
+        (example,),
+        dest,
+        dynamo=False,
+        opset_version=OPSET,
+        do_constant_folding=True,
+        input_names=["pixel_values"],
+        output_names=["logits", "pred_boxes"],
+        dynamic_axes={
+            "pixel_values": {0: "batch", 2: "height", 3: "width"},
+            "logits": {0: "batch"},
+            "pred_boxes": {0: "batch"},
+        },
     )
 
 
@@ -142,15 +160,29 @@ def export_fasterrcnn(dest: str, random: bool, work: str) -> None:
 
     if random:
         torch.manual_seed(0)
-        m = tv.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0)
+        m = tv.models.detection.fasterrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, box_score_thresh=0.0
+        )
     else:
-        m = tv.models.detection.fasterrcnn_resnet50_fpn(weights="COCO_V1", box_score_thresh=0.0)
+        m = tv.models.detection.fasterrcnn_resnet50_fpn(
+            weights="COCO_V1", box_score_thresh=0.0
+        )
     m.eval()
     torch.onnx.export(
-        m, ([torch.rand(3, 480, 640)],), dest, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-        input_names=["images"], output_names=["boxes", "labels", "scores"],
-        dynamic_axes={"images": {1: "height", 2: "width"}, "boxes": {0: "num_detections"},
-                      "labels": {0: "num_detections"}, "scores": {0: "num_detections"}},
+        m,
+        ([torch.rand(3, 480, 640)],),
+        dest,
+        dynamo=False,
+        opset_version=OPSET,
+        do_constant_folding=True,
+        input_names=["images"],
+        output_names=["boxes", "labels", "scores"],
+        dynamic_axes={
+            "images": {1: "height", 2: "width"},
+            "boxes": {0: "num_detections"},
+            "labels": {0: "num_detections"},
+            "scores": {0: "num_detections"},
+        },
     )
 
 
@@ -175,11 +207,23 @@ def write_spec(name: str, model: str, specs_dir: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("names", nargs="+", help=f"any of {', '.join(NAMES)}, or all")
-    ap.add_argument("--out", default="models", help="folder for the ONNX files (default models/)")
-    ap.add_argument("--random", action="store_true", help="random weights (nothing downloaded): the export check")
-    ap.add_argument("--write-specs", metavar="DIR", help="write spec copies pointing at the exported files")
+    ap.add_argument(
+        "--out", default="models", help="folder for the ONNX files (default models/)"
+    )
+    ap.add_argument(
+        "--random",
+        action="store_true",
+        help="random weights (nothing downloaded): the export check",
+    )
+    ap.add_argument(
+        "--write-specs",
+        metavar="DIR",
+        help="write spec copies pointing at the exported files",
+    )
     a = ap.parse_args()
     names = list(NAMES) if a.names == ["all"] else a.names
     unknown = [n for n in names if n not in EXPORTERS]
@@ -192,7 +236,10 @@ def main() -> int:
         dest = os.path.join(a.out, FILES[name])
         with tempfile.TemporaryDirectory() as work:
             EXPORTERS[name](dest, a.random, work)
-        print(f"{name}: {dest} ({os.path.getsize(dest)} bytes) sha256 {sha256(dest)}", flush=True)
+        print(
+            f"{name}: {dest} ({os.path.getsize(dest)} bytes) sha256 {sha256(dest)}",
+            flush=True,
+        )
         if a.write_specs:
             print(f"  spec {write_spec(name, dest, a.write_specs)}", flush=True)
     return 0

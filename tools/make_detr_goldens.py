@@ -19,6 +19,7 @@ Run from the repository root with the project venv: `.venv/bin/python tools/make
 
 cases.json lists every case with its file names and how many resized values the two resizes differ in.
 """
+
 import json
 import math
 import os
@@ -26,7 +27,9 @@ import os
 import numpy as np
 from PIL import Image
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "detr")
+OUT = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "detr"
+)
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
@@ -35,13 +38,17 @@ def torch_pass_weights(in_size, out_size):
     """_compute_index_ranges_weights(antialias=True) with the linear aa_filter, in float64,
     then _compute_index_ranges_int16_weights: returns (precision, [(xmin, [int weights])])."""
     scale = in_size / out_size  # area_pixel_compute_scale without an explicit scale
-    support = 1.0 * scale if scale >= 1.0 else 1.0  # (interp_size * 0.5) * scale, interp_size 2
-    max_interp_size = int(math.ceil(support)) * 2 + 1
+    support = (
+        1.0 * scale if scale >= 1.0 else 1.0
+    )  # (interp_size * 0.5) * scale, interp_size 2
+    max_interp_size = math.ceil(support) * 2 + 1
     invscale = 1.0 / scale if scale >= 1.0 else 1.0
     rows, wt_max = [], 0.0
     for i in range(out_size):
         center = scale * (i + 0.5)
-        xmin = max(int(center - support + 0.5), 0)  # static_cast<int64_t> truncates toward zero
+        xmin = max(
+            int(center - support + 0.5), 0
+        )  # static_cast<int64_t> truncates toward zero
         xsize = min(int(center + support + 0.5), in_size) - xmin
         xsize = min(max(xsize, 0), max_interp_size)
         ws = []
@@ -105,11 +112,13 @@ def size_with_aspect_ratio(h, w, size, max_size):
     mn, mx = float(min(h, w)), float(max(h, w))
     if mx / mn * size > max_size:
         raw_size = max_size * mn / mx
-        size = int(round(raw_size))
+        size = round(raw_size)
     if (h <= w and h == size) or (w <= h and w == size):
         return h, w
     if w < h:
-        return (int(raw_size * h / w) if raw_size is not None else int(size * h / w)), size
+        return (
+            int(raw_size * h / w) if raw_size is not None else int(size * h / w)
+        ), size
     return size, (int(raw_size * w / h) if raw_size is not None else int(size * w / h))
 
 
@@ -134,11 +143,23 @@ def main():
     rng = np.random.default_rng(20240)
     # (in_w, in_h, out_w, out_h): up, down, mixed, odd, one-pixel, one dimension unchanged.
     sizes = [
-        (2, 1, 1, 1), (1, 2, 1, 1), (1, 1, 5, 3), (4, 4, 2, 2), (7, 5, 1, 1),
-        (16, 12, 27, 20), (12, 16, 20, 27), (40, 30, 17, 13), (37, 23, 37, 61),
-        (29, 31, 83, 31), (64, 48, 107, 80), (53, 41, 30, 71), (90, 3, 31, 9),
+        (2, 1, 1, 1),
+        (1, 2, 1, 1),
+        (1, 1, 5, 3),
+        (4, 4, 2, 2),
+        (7, 5, 1, 1),
+        (16, 12, 27, 20),
+        (12, 16, 20, 27),
+        (40, 30, 17, 13),
+        (37, 23, 37, 61),
+        (29, 31, 83, 31),
+        (64, 48, 107, 80),
+        (53, 41, 30, 71),
+        (90, 3, 31, 9),
         # Pillow 13 runs the vertical pass first here (height shrinks by > 2× the width's shrink).
-        (20, 60, 18, 20), (30, 40, 50, 11), (9, 50, 9, 7),
+        (20, 60, 18, 20),
+        (30, 40, 50, 11),
+        (9, 50, 9, 7),
     ]
     cases = []
     for i, (iw, ih, ow, oh) in enumerate(sizes):
@@ -151,8 +172,16 @@ def main():
         a.tofile(os.path.join(OUT, name + ".in.rgb"))
         pil.tofile(os.path.join(OUT, name + ".pil.rgb"))
         tv.tofile(os.path.join(OUT, name + ".torchvision.rgb"))
-        cases.append({"name": name, "in_w": iw, "in_h": ih, "out_w": ow, "out_h": oh,
-                      "pil_vs_torchvision_differing_values": int((pil != tv).sum())})
+        cases.append(
+            {
+                "name": name,
+                "in_w": iw,
+                "in_h": ih,
+                "out_w": ow,
+                "out_h": oh,
+                "pil_vs_torchvision_differing_values": int((pil != tv).sum()),
+            }
+        )
     # Whole processors on one image with a small size rule so the goldens stay small.
     detr = []
     for iw, ih in [(20, 12), (9, 31)]:
@@ -162,14 +191,27 @@ def main():
         a.tofile(os.path.join(OUT, name + ".in.rgb"))
         pil = np.asarray(Image.fromarray(a).resize((ow, oh), resample=Image.BILINEAR))
         normalise_pil(pil).astype("<f4").tofile(os.path.join(OUT, name + ".pil.f32"))
-        normalise_torchvision(torch_resize(a, ow, oh)).astype("<f4").tofile(os.path.join(OUT, name + ".torchvision.f32"))
-        detr.append({"name": name, "in_w": iw, "in_h": ih, "shortest_edge": 8, "longest_edge": 13,
-                     "out_w": ow, "out_h": oh})
+        normalise_torchvision(torch_resize(a, ow, oh)).astype("<f4").tofile(
+            os.path.join(OUT, name + ".torchvision.f32")
+        )
+        detr.append(
+            {
+                "name": name,
+                "in_w": iw,
+                "in_h": ih,
+                "shortest_edge": 8,
+                "longest_edge": 13,
+                "out_w": ow,
+                "out_h": oh,
+            }
+        )
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"resize": cases, "detr": detr}, f, indent=1)
         f.write("\n")
     for c in cases:
-        print(c["name"], "pil != torchvision:", c["pil_vs_torchvision_differing_values"])
+        print(
+            c["name"], "pil != torchvision:", c["pil_vs_torchvision_differing_values"]
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ are searched until every image gets a handful of boxes and no value sits within 
 of a threshold, an NMS IoU, a rounding boundary or a score tie, so float rounding differences
 between numpy and onnxruntime cannot change the expected detections.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,16 +73,40 @@ def make_images() -> dict[str, np.ndarray]:
         img = np.zeros((h, w, 3), np.float64)
         for ch in range(3):
             img[..., ch] = bg[ch] + 40 * (xx / w) * (ch - 1) + 30 * (yy / h)
-        for (x0, y0, x1, y1, col) in rects:
+        for x0, y0, x1, y1, col in rects:
             img[y0:y1, x0:x1] = col
         img += rng.normal(0, noise, img.shape)
         return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
     return {
-        "a_64x48": scene(64, 48, (200, 180, 60), [(5, 6, 30, 40, (20, 60, 220)), (36, 10, 60, 30, (250, 250, 250))], 6),
-        "b_48x64": scene(48, 64, (30, 160, 90), [(8, 30, 44, 60, (240, 40, 30)), (2, 2, 20, 20, (0, 0, 0))], 10),
-        "c_64x48": scene(64, 48, (40, 30, 120), [(40, 4, 62, 44, (60, 200, 250)), (4, 20, 24, 46, (10, 10, 10))], 4),
-        "d_80x60": scene(80, 60, (150, 60, 200), [(10, 10, 50, 50, (250, 220, 0)), (55, 5, 78, 58, (0, 90, 40))], 8),
+        "a_64x48": scene(
+            64,
+            48,
+            (200, 180, 60),
+            [(5, 6, 30, 40, (20, 60, 220)), (36, 10, 60, 30, (250, 250, 250))],
+            6,
+        ),
+        "b_48x64": scene(
+            48,
+            64,
+            (30, 160, 90),
+            [(8, 30, 44, 60, (240, 40, 30)), (2, 2, 20, 20, (0, 0, 0))],
+            10,
+        ),
+        "c_64x48": scene(
+            64,
+            48,
+            (40, 30, 120),
+            [(40, 4, 62, 44, (60, 200, 250)), (4, 20, 24, 46, (10, 10, 10))],
+            4,
+        ),
+        "d_80x60": scene(
+            80,
+            60,
+            (150, 60, 200),
+            [(10, 10, 50, 50, (250, 220, 0)), (55, 5, 78, 58, (0, 90, 40))],
+            8,
+        ),
     }
 
 
@@ -165,8 +190,24 @@ class Graph:
         hd = self.op("Cast", [hh], to=TensorProto.DOUBLE)
         wd = self.op("Cast", [ww], to=TensorProto.DOUBLE)
         zero, one = self.const(np.int64(0)), self.const(np.int64(1))
-        u = self.op("Div", [self.op("Cast", [self.op("Range", [zero, ww, one])], to=TensorProto.DOUBLE), wd])
-        v = self.op("Div", [self.op("Cast", [self.op("Range", [zero, hh, one])], to=TensorProto.DOUBLE), hd])
+        u = self.op(
+            "Div",
+            [
+                self.op(
+                    "Cast", [self.op("Range", [zero, ww, one])], to=TensorProto.DOUBLE
+                ),
+                wd,
+            ],
+        )
+        v = self.op(
+            "Div",
+            [
+                self.op(
+                    "Cast", [self.op("Range", [zero, hh, one])], to=TensorProto.DOUBLE
+                ),
+                hd,
+            ],
+        )
         v = self.op("Reshape", [v, self.const(np.array([-1, 1], np.int64))])
         m = self.op("ReduceMean", [xd], axes=[2, 3], keepdims=0)
         mu = self.op("ReduceMean", [self.op("Mul", [xd, u])], axes=[2, 3], keepdims=0)
@@ -176,20 +217,35 @@ class Graph:
 
     def head(self, f, wg, bg, n, k):
         """f [B,9] -> g [B,n,k] = reshape(f @ wg + bg)."""
-        g = self.op("Add", [self.op("MatMul", [f, self.const(wg.astype(F32), "wg")]), self.const(bg.astype(F32), "bg")])
+        g = self.op(
+            "Add",
+            [
+                self.op("MatMul", [f, self.const(wg.astype(F32), "wg")]),
+                self.const(bg.astype(F32), "bg"),
+            ],
+        )
         return self.op("Reshape", [g, self.const(np.array([-1, n, k], np.int64))])
 
     def split_last(self, g, sizes):
-        return self.op("Split", [g, self.const(np.array(sizes, np.int64))], axis=2,
-                       outputs=[self.name("part") for _ in sizes])
+        return self.op(
+            "Split",
+            [g, self.const(np.array(sizes, np.int64))],
+            axis=2,
+            outputs=[self.name("part") for _ in sizes],
+        )
 
     def scalar1(self, s):
         return self.op("Reshape", [s, self.const(np.array([1], np.int64))])
 
     def model(self, inputs, outputs, path):
-        graph = helper.make_graph(self.nodes, "refaug_fixture", inputs, outputs, self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="refaug tools/make_fixture_models.py")
+        graph = helper.make_graph(
+            self.nodes, "refaug_fixture", inputs, outputs, self.inits
+        )
+        m = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            producer_name="refaug tools/make_fixture_models.py",
+        )
         m.ir_version = 8
         onnx.checker.check_model(m, full_check=True)
         onnx.save(m, path)
@@ -212,25 +268,31 @@ def draw_params(family: str, seed: int, classes: int = 80) -> dict:
         n, k = 8, 6
     wg = rng.normal(0, 1.0, (9, n * k))
     bg = np.zeros((n, k))
-    bg[:, 0:2] = rng.normal(0, 0.7, (n, 2))       # centres
-    bg[:, 2:4] = rng.normal(-1.0, 0.5, (n, 2))    # sizes: about a quarter of the image
+    bg[:, 0:2] = rng.normal(0, 0.7, (n, 2))  # centres
+    bg[:, 2:4] = rng.normal(-1.0, 0.5, (n, 2))  # sizes: about a quarter of the image
     wg = wg.reshape(9, n, k)
     wg[:, :, 0:4] *= 0.8
     if family == "yolov5":
-        bg[:, 4] = rng.normal(0.0, 1.0, n)        # objectness logit
-        bg[:, 5] = rng.normal(-0.5, 1.0, n)       # class logit
+        bg[:, 4] = rng.normal(0.0, 1.0, n)  # objectness logit
+        bg[:, 5] = rng.normal(-0.5, 1.0, n)  # class logit
         wg[:, :, 4:6] *= 1.5
     elif family == "ultralytics":
         bg[:, 4] = rng.normal(-2.0, 1.0, n)
         wg[:, :, 4] *= 1.5
     elif family == "detr":
-        bg[:, 4] = rng.normal(2.5, 1.0, n)        # class logit
-        bg[:, 5] = rng.normal(1.0, 1.0, n)        # no-object logit
+        bg[:, 4] = rng.normal(2.5, 1.0, n)  # class logit
+        bg[:, 5] = rng.normal(1.0, 1.0, n)  # no-object logit
         wg[:, :, 4:6] *= 1.5
     else:
-        bg[:, 4] = rng.normal(-1.5, 1.0, n)       # score logit
+        bg[:, 4] = rng.normal(-1.5, 1.0, n)  # score logit
         wg[:, :, 4] *= 1.5
-    p = {"family": family, "n": n, "k": k, "wg": wg.reshape(9, n * k).astype(F32), "bg": bg.reshape(-1).astype(F32)}
+    p = {
+        "family": family,
+        "n": n,
+        "k": k,
+        "wg": wg.reshape(9, n * k).astype(F32),
+        "bg": bg.reshape(-1).astype(F32),
+    }
     if family in ("yolov5", "ultralytics"):
         # few distinct classes so that class-aware NMS has same-class pairs to work on
         p["cls"] = rng.choice(np.array([0, 2, 16, 45]), n).astype(np.int64) % classes
@@ -295,7 +357,9 @@ def torchvision_np(p, x3):
     bw = sigmoid(g[:, 2]) * F32(w)
     bh = sigmoid(g[:, 3]) * F32(h)
     half = F32(0.5)
-    xyxy = np.stack([cx - bw * half, cy - bh * half, cx + bw * half, cy + bh * half], axis=1).astype(F32)
+    xyxy = np.stack(
+        [cx - bw * half, cy - bh * half, cx + bw * half, cy + bh * half], axis=1
+    ).astype(F32)
     lim = np.array([w, h, w, h], F32)
     xyxy = np.minimum(np.maximum(xyxy, F32(0)), lim)
     scores = sigmoid(g[:, 4])
@@ -308,7 +372,9 @@ def torchvision_np(p, x3):
 # --- graphs ----------------------------------------------------------------------------------------
 
 
-def yolo_graph(p, path, family, input_name="images", input_rank=4, transpose=True, static_hw=None):
+def yolo_graph(
+    p, path, family, input_name="images", input_rank=4, transpose=True, static_hw=None
+):
     G = Graph()
     x = input_name
     if input_rank == 3:
@@ -317,26 +383,37 @@ def yolo_graph(p, path, family, input_name="images", input_rank=4, transpose=Tru
     k = p["k"]
     g = G.head(f, p["wg"], p["bg"], p["n"], k)
     parts = G.split_last(g, [4] + [1] * (k - 4))
-    s = G.op("Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0)
+    s = G.op(
+        "Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0
+    )
     box = G.op("Mul", [G.op("Sigmoid", [parts[0]]), s])
-    base = G.op("OneHot", [G.const(p["cls"]), G.const(np.array([p["classes"]], np.int64)),
-                           G.const(np.array([-9, 0], F32))], axis=-1)
+    base = G.op(
+        "OneHot",
+        [
+            G.const(p["cls"]),
+            G.const(np.array([p["classes"]], np.int64)),
+            G.const(np.array([-9, 0], F32)),
+        ],
+        axis=-1,
+    )
     if family == "yolov5":
         obj = G.op("Sigmoid", [parts[1]])
         cls = G.op("Sigmoid", [G.op("Add", [base, parts[2]])])
-        out = G.op("Concat", [box, obj, cls], axis=2, outputs=["output0"])
+        G.op("Concat", [box, obj, cls], axis=2, outputs=["output0"])
         odims = ["batch", "anchors", 5 + p["classes"]]
     else:
         cls = G.op("Sigmoid", [G.op("Add", [base, parts[1]])])
         if transpose:
             cat = G.op("Concat", [box, cls], axis=2)
-            out = G.op("Transpose", [cat], perm=[0, 2, 1], outputs=["output0"])
+            G.op("Transpose", [cat], perm=[0, 2, 1], outputs=["output0"])
             odims = ["batch", 4 + p["classes"], "anchors"]
         else:
-            out = G.op("Concat", [box, cls], axis=2, outputs=["output0"])
+            G.op("Concat", [box, cls], axis=2, outputs=["output0"])
             odims = ["batch", "anchors", 4 + p["classes"]]
     outputs = [vi("output0", TensorProto.FLOAT, odims)]
-    in_dims = [3, "height", "width"] if input_rank == 3 else ["batch", 3, "height", "width"]
+    in_dims = (
+        [3, "height", "width"] if input_rank == 3 else ["batch", 3, "height", "width"]
+    )
     if static_hw is not None:
         in_dims = [in_dims[0], 3, static_hw, static_hw]
     inputs = [vi(input_name, TensorProto.FLOAT, in_dims)]
@@ -349,18 +426,36 @@ def nan_graph(p, path, red_threshold):
     f, hf, wf = G.features("images")
     g = G.head(f, p["wg"], p["bg"], p["n"], p["k"])
     parts = G.split_last(g, [4, 1])
-    s = G.op("Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0)
+    s = G.op(
+        "Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0
+    )
     box = G.op("Mul", [G.op("Sigmoid", [parts[0]]), s])
-    base = G.op("OneHot", [G.const(p["cls"]), G.const(np.array([p["classes"]], np.int64)),
-                           G.const(np.array([-9, 0], F32))], axis=-1)
+    base = G.op(
+        "OneHot",
+        [
+            G.const(p["cls"]),
+            G.const(np.array([p["classes"]], np.int64)),
+            G.const(np.array([-9, 0], F32)),
+        ],
+        axis=-1,
+    )
     cls = G.op("Sigmoid", [G.op("Add", [base, parts[1]])])
     cat = G.op("Transpose", [G.op("Concat", [box, cls], axis=2)], perm=[0, 2, 1])
-    red = G.op("Gather", [f, G.const(np.int64(0))], axis=1)                 # [B]
-    bad = G.op("Mul", [G.op("Sqrt", [G.op("Sub", [red, G.const(F32(red_threshold))])]), G.const(F32(0))])
+    red = G.op("Gather", [f, G.const(np.int64(0))], axis=1)  # [B]
+    bad = G.op(
+        "Mul",
+        [
+            G.op("Sqrt", [G.op("Sub", [red, G.const(F32(red_threshold))])]),
+            G.const(F32(0)),
+        ],
+    )
     bad = G.op("Reshape", [bad, G.const(np.array([-1, 1, 1], np.int64))])
     G.op("Add", [cat, bad], outputs=["output0"])
-    G.model([vi("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-            [vi("output0", TensorProto.FLOAT, ["batch", 84, "anchors"])], path)
+    G.model(
+        [vi("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [vi("output0", TensorProto.FLOAT, ["batch", 84, "anchors"])],
+        path,
+    )
 
 
 def detr_graph(p, path, pixel_mask=False):
@@ -371,21 +466,53 @@ def detr_graph(p, path, pixel_mask=False):
     f, _, _ = G.features("pixel_values")
     g = G.head(f, p["wg"], p["bg"], p["n"], p["k"])
     if pixel_mask:
-        mm = G.op("ReduceMean", [G.op("Cast", ["pixel_mask"], to=TensorProto.FLOAT)], axes=[1, 2], keepdims=0)
+        mm = G.op(
+            "ReduceMean",
+            [G.op("Cast", ["pixel_mask"], to=TensorProto.FLOAT)],
+            axes=[1, 2],
+            keepdims=0,
+        )
         shift = G.op("Mul", [G.op("Sub", [mm, G.const(F32(1))]), G.const(F32(1000))])
-        g = G.op("Add", [g, G.op("Reshape", [shift, G.const(np.array([-1, 1, 1], np.int64))])])
+        g = G.op(
+            "Add",
+            [g, G.op("Reshape", [shift, G.const(np.array([-1, 1, 1], np.int64))])],
+        )
     parts = G.split_last(g, [4, 1, 1])
     G.op("Sigmoid", [parts[0]], outputs=["pred_boxes"])
-    m1 = G.op("OneHot", [G.const(p["cls"]), G.const(np.array([92], np.int64)), G.const(np.array([0, 1], F32))], axis=-1)
-    m2 = G.op("OneHot", [G.const(np.full(p["n"], 91, np.int64)), G.const(np.array([92], np.int64)),
-                         G.const(np.array([0, 1], F32))], axis=-1)
-    G.op("Add", [G.op("Mul", [m1, parts[1]]), G.op("Mul", [m2, parts[2]])], outputs=["logits"])
+    m1 = G.op(
+        "OneHot",
+        [
+            G.const(p["cls"]),
+            G.const(np.array([92], np.int64)),
+            G.const(np.array([0, 1], F32)),
+        ],
+        axis=-1,
+    )
+    m2 = G.op(
+        "OneHot",
+        [
+            G.const(np.full(p["n"], 91, np.int64)),
+            G.const(np.array([92], np.int64)),
+            G.const(np.array([0, 1], F32)),
+        ],
+        axis=-1,
+    )
+    G.op(
+        "Add",
+        [G.op("Mul", [m1, parts[1]]), G.op("Mul", [m2, parts[2]])],
+        outputs=["logits"],
+    )
     inputs = [vi("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])]
     if pixel_mask:
         inputs.append(vi("pixel_mask", TensorProto.INT64, ["batch", "height", "width"]))
-    G.model(inputs,
-            [vi("logits", TensorProto.FLOAT, ["batch", p["n"], 92]),
-             vi("pred_boxes", TensorProto.FLOAT, ["batch", p["n"], 4])], path)
+    G.model(
+        inputs,
+        [
+            vi("logits", TensorProto.FLOAT, ["batch", p["n"], 92]),
+            vi("pred_boxes", TensorProto.FLOAT, ["batch", p["n"], 4]),
+        ],
+        path,
+    )
 
 
 def torchvision_graph(p, path):
@@ -393,9 +520,13 @@ def torchvision_graph(p, path):
     x = G.op("Unsqueeze", ["images", G.const(np.array([0], np.int64))])
     f, hf, wf = G.features(x)
     g = G.head(f, p["wg"], p["bg"], p["n"], p["k"])
-    g = G.op("Squeeze", [g, G.const(np.array([0], np.int64))])              # [K,6]
-    cols = G.op("Split", [g, G.const(np.array([1] * 6, np.int64))], axis=1,
-                outputs=[G.name("col") for _ in range(6)])
+    g = G.op("Squeeze", [g, G.const(np.array([0], np.int64))])  # [K,6]
+    cols = G.op(
+        "Split",
+        [g, G.const(np.array([1] * 6, np.int64))],
+        axis=1,
+        outputs=[G.name("col") for _ in range(6)],
+    )
     cols = [G.op("Squeeze", [c, G.const(np.array([1], np.int64))]) for c in cols]
     half = G.const(F32(0.5))
     cx = G.op("Mul", [G.op("Sigmoid", [cols[0]]), wf])
@@ -403,23 +534,60 @@ def torchvision_graph(p, path):
     bw = G.op("Mul", [G.op("Sigmoid", [cols[2]]), wf])
     bh = G.op("Mul", [G.op("Sigmoid", [cols[3]]), hf])
     hw, hh = G.op("Mul", [bw, half]), G.op("Mul", [bh, half])
-    corners = [G.op("Sub", [cx, hw]), G.op("Sub", [cy, hh]), G.op("Add", [cx, hw]), G.op("Add", [cy, hh])]
-    corners = [G.op("Unsqueeze", [c, G.const(np.array([1], np.int64))]) for c in corners]
+    corners = [
+        G.op("Sub", [cx, hw]),
+        G.op("Sub", [cy, hh]),
+        G.op("Add", [cx, hw]),
+        G.op("Add", [cy, hh]),
+    ]
+    corners = [
+        G.op("Unsqueeze", [c, G.const(np.array([1], np.int64))]) for c in corners
+    ]
     xyxy = G.op("Concat", corners, axis=1)
-    lim = G.op("Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0)
+    lim = G.op(
+        "Concat", [G.scalar1(wf), G.scalar1(hf), G.scalar1(wf), G.scalar1(hf)], axis=0
+    )
     xyxy = G.op("Min", [G.op("Max", [xyxy, G.const(F32(0))]), lim])
     scores = G.op("Sigmoid", [cols[4]])
-    labels = G.op("Where", [G.op("Greater", [cols[5], G.const(F32(0))]), G.const(p["la"]), G.const(p["lb"])])
-    vals, idx = G.op("TopK", [scores, G.const(np.array([p["n"]], np.int64))], axis=0, largest=1, sorted=1,
-                     outputs=[G.name("topv"), G.name("topi")])
+    labels = G.op(
+        "Where",
+        [
+            G.op("Greater", [cols[5], G.const(F32(0))]),
+            G.const(p["la"]),
+            G.const(p["lb"]),
+        ],
+    )
+    vals, idx = G.op(
+        "TopK",
+        [scores, G.const(np.array([p["n"]], np.int64))],
+        axis=0,
+        largest=1,
+        sorted=1,
+        outputs=[G.name("topv"), G.name("topi")],
+    )
     keep = G.op("Greater", [vals, G.const(F32(0.05))])
     G.op("Compress", [vals, keep], axis=0, outputs=["scores"])
-    G.op("Compress", [G.op("Gather", [xyxy, idx], axis=0), keep], axis=0, outputs=["boxes"])
-    G.op("Compress", [G.op("Gather", [labels, idx], axis=0), keep], axis=0, outputs=["labels"])
-    G.model([vi("images", TensorProto.FLOAT, [3, "height", "width"])],
-            [vi("boxes", TensorProto.FLOAT, ["num_detections", 4]),
-             vi("labels", TensorProto.INT64, ["num_detections"]),
-             vi("scores", TensorProto.FLOAT, ["num_detections"])], path)
+    G.op(
+        "Compress",
+        [G.op("Gather", [xyxy, idx], axis=0), keep],
+        axis=0,
+        outputs=["boxes"],
+    )
+    G.op(
+        "Compress",
+        [G.op("Gather", [labels, idx], axis=0), keep],
+        axis=0,
+        outputs=["labels"],
+    )
+    G.model(
+        [vi("images", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            vi("boxes", TensorProto.FLOAT, ["num_detections", 4]),
+            vi("labels", TensorProto.INT64, ["num_detections"]),
+            vi("scores", TensorProto.FLOAT, ["num_detections"]),
+        ],
+        path,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +619,7 @@ def letterbox_np(img, tw, th, pad=114, rule="fixed", stride=32):
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
     out = np.full((th, tw, 3), pad, np.uint8)
-    out[top:top + nh, left:left + nw] = img
+    out[top : top + nh, left : left + nw] = img
     assert top + nh + bottom == th and left + nw + right == tw
     return (out.transpose(2, 0, 1).astype(F32) / F32(255)).astype(F32)
 
@@ -463,7 +631,7 @@ def detr_size(w, h, shortest, longest):
     raw = None
     if mx / mn * size > longest:
         raw = longest * mn / mx
-        size = int(round(raw))
+        size = round(raw)
     if (h <= w and h == size) or (w <= h and w == size):
         return w, h
     if w < h:
@@ -486,7 +654,9 @@ def detr_pre_np(img, shortest, longest, processor):
             return None  # torchvision's antialiased uint8 resize needs torch: not used for fixtures
         from PIL import Image
 
-        img = np.asarray(Image.fromarray(img, "RGB").resize((nw, nh), resample=Image.BILINEAR))
+        img = np.asarray(
+            Image.fromarray(img, "RGB").resize((nw, nh), resample=Image.BILINEAR)
+        )
     x = img.transpose(2, 0, 1)
     out = np.empty(x.shape, F32)
     for c in range(3):
@@ -535,7 +705,7 @@ def nms_np(boxes, scores, iou_thr):
         if i in removed:
             continue
         keep.append(i)
-        for j in order[a + 1:]:
+        for j in order[a + 1 :]:
             if j in removed:
                 continue
             iou = iou_np(boxes[i].astype(np.float64), boxes[j].astype(np.float64))
@@ -559,7 +729,9 @@ def yolov5_post_np(pred, conf, iou, max_det, orig_w, orig_h, tw, th, round_boxes
     x = pred[pred[:, 4] > conf].copy()
     x[:, 5:] *= x[:, 4:5]
     cx, cy, w, h = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-    box = np.stack([cx - w / F32(2), cy - h / F32(2), cx + w / F32(2), cy + h / F32(2)], 1).astype(F32)
+    box = np.stack(
+        [cx - w / F32(2), cy - h / F32(2), cx + w / F32(2), cy + h / F32(2)], 1
+    ).astype(F32)
     j = x[:, 5:].argmax(1)
     c = x[np.arange(len(x)), 5 + j]
     for v in c:
@@ -594,8 +766,10 @@ def ultralytics_post_np(pred, conf, iou, max_det, orig_w, orig_h, tw, th):
         check_far(v, conf, 2e-3, "ultralytics conf")
     x = pred.T[pred[4:].max(0) > conf]
     cx, cy, w, h = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-    box = np.stack([cx - w / F32(2), cy - h / F32(2), cx + w / F32(2), cy + h / F32(2)], 1).astype(F32)
-    j = x[:, 4:4 + nc].argmax(1)
+    box = np.stack(
+        [cx - w / F32(2), cy - h / F32(2), cx + w / F32(2), cy + h / F32(2)], 1
+    ).astype(F32)
+    j = x[:, 4 : 4 + nc].argmax(1)
     c = x[np.arange(len(x)), 4 + j]
     keep = c > conf
     box, c, j = box[keep], c[keep], j[keep]
@@ -631,7 +805,9 @@ def detr_post_np(logits, boxes, conf, orig_w, orig_h):
         check_far(s, conf, 2e-3, "detr score")
     cx, cy, w, h = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     half = F32(0.5)
-    b = np.stack([cx - half * w, cy - half * h, cx + half * w, cy + half * h], 1).astype(F32)
+    b = np.stack(
+        [cx - half * w, cy - half * h, cx + half * w, cy + half * h], 1
+    ).astype(F32)
     b = b * np.array([orig_w, orig_h, orig_w, orig_h], F32)
     keep = scores > conf
     distinct_scores(scores[keep], "detr")
@@ -650,7 +826,13 @@ def finish(b, s, c, w, h, clip=True):
     clipped = b.copy()
     clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, w)
     clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, h)
-    if len(b) and np.median(np.minimum(clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1])) < 3:
+    if (
+        len(b)
+        and np.median(
+            np.minimum(clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1])
+        )
+        < 3
+    ):
         raise Margin("mostly degenerate boxes")
     if clip:
         b = clipped
@@ -662,9 +844,11 @@ def finish(b, s, c, w, h, clip=True):
 # Main
 # ---------------------------------------------------------------------------------------------
 
-YOLO_IN = (64, 64)          # fixture specs' input_size: a 64x64 letterbox keeps everything tiny
-RECT_STRIDE = 16            # the rectangular-convention fixture specs' stride (32 would give 64x64 here)
-DETR_EDGES = (48, 80)       # fixture specs' shortest_edge / longest_edge
+YOLO_IN = (64, 64)  # fixture specs' input_size: a 64x64 letterbox keeps everything tiny
+RECT_STRIDE = (
+    16  # the rectangular-convention fixture specs' stride (32 would give 64x64 here)
+)
+DETR_EDGES = (48, 80)  # fixture specs' shortest_edge / longest_edge
 CONF = 0.1
 
 
@@ -683,18 +867,36 @@ def expected_detections(family, p, images):
     out = {}
     for name, img in images.items():
         h, w = img.shape[:2]
-        if family in ("yolov5", "ultralytics", "yolov5-autoshape", "ultralytics-predict"):
+        if family in (
+            "yolov5",
+            "ultralytics",
+            "yolov5-autoshape",
+            "ultralytics-predict",
+        ):
             rule = family.partition("-")[2] or "fixed"
             x = letterbox_np(img, *YOLO_IN, rule=rule, stride=RECT_STRIDE)[None]
             tw, th = x.shape[3], x.shape[2]  # scale_boxes(img1_shape=input shape, ...)
             if family.startswith("yolov5"):
-                b, s, c = yolov5_post_np(yolov5_np(p, x)[0], CONF, 0.45, 1000, w, h, tw, th,
-                                         round_boxes=rule == "fixed")
+                b, s, c = yolov5_post_np(
+                    yolov5_np(p, x)[0],
+                    CONF,
+                    0.45,
+                    1000,
+                    w,
+                    h,
+                    tw,
+                    th,
+                    round_boxes=rule == "fixed",
+                )
             else:
-                b, s, c = ultralytics_post_np(ultralytics_np(p, x)[0], CONF, 0.7, 300, w, h, tw, th)
+                b, s, c = ultralytics_post_np(
+                    ultralytics_np(p, x)[0], CONF, 0.7, 300, w, h, tw, th
+                )
             out[name] = finish(b, s, c, w, h)
         elif family in ("detr", "detr-pil"):
-            x = detr_pre_np(img, *DETR_EDGES, "pil" if family == "detr-pil" else "torchvision")
+            x = detr_pre_np(
+                img, *DETR_EDGES, "pil" if family == "detr-pil" else "torchvision"
+            )
             if x is None:
                 continue
             logits, boxes = detr_np(p, x[None])
@@ -753,18 +955,56 @@ def check_with_ort(path, feeds, expected, tol=1e-4):
 
 FIXTURE_SPECS = {
     # spec file: (family, model, extra keys)
-    "fixture-yolov5": ("yolov5", "yolov5.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
-    "fixture-ultralytics": ("ultralytics", "ultralytics.onnx", {"classes": '"coco80"', "input_size": "[64, 64]"}),
-    "fixture-yolov5-autoshape": ("yolov5", "yolov5_autoshape.onnx", {"convention": '"autoshape"', "classes": '"coco80"',
-                                                           "input_size": "[64, 64]", "stride": str(RECT_STRIDE)}),
-    "fixture-ultralytics-predict": ("ultralytics", "ultralytics_predict.onnx", {"convention": '"predict"', "classes": '"coco80"',
-                                                                        "input_size": "[64, 64]",
-                                                                        "stride": str(RECT_STRIDE)}),
-    "fixture-detr": ("detr", "detr.onnx", {"classes": '"coco91"', "shortest_edge": "48", "longest_edge": "80"}),
-    "fixture-detr-pil": ("detr", "detr.onnx", {"classes": '"coco91"', "processor": '"pil"', "shortest_edge": "48",
-                                               "longest_edge": "80"}),
-    "fixture-detr-pixel-mask": ("detr", "detr_pixel_mask.onnx", {"classes": '"coco91"', "shortest_edge": "48",
-                                                                 "longest_edge": "80"}),
+    "fixture-yolov5": (
+        "yolov5",
+        "yolov5.onnx",
+        {"classes": '"coco80"', "input_size": "[64, 64]"},
+    ),
+    "fixture-ultralytics": (
+        "ultralytics",
+        "ultralytics.onnx",
+        {"classes": '"coco80"', "input_size": "[64, 64]"},
+    ),
+    "fixture-yolov5-autoshape": (
+        "yolov5",
+        "yolov5_autoshape.onnx",
+        {
+            "convention": '"autoshape"',
+            "classes": '"coco80"',
+            "input_size": "[64, 64]",
+            "stride": str(RECT_STRIDE),
+        },
+    ),
+    "fixture-ultralytics-predict": (
+        "ultralytics",
+        "ultralytics_predict.onnx",
+        {
+            "convention": '"predict"',
+            "classes": '"coco80"',
+            "input_size": "[64, 64]",
+            "stride": str(RECT_STRIDE),
+        },
+    ),
+    "fixture-detr": (
+        "detr",
+        "detr.onnx",
+        {"classes": '"coco91"', "shortest_edge": "48", "longest_edge": "80"},
+    ),
+    "fixture-detr-pil": (
+        "detr",
+        "detr.onnx",
+        {
+            "classes": '"coco91"',
+            "processor": '"pil"',
+            "shortest_edge": "48",
+            "longest_edge": "80",
+        },
+    ),
+    "fixture-detr-pixel-mask": (
+        "detr",
+        "detr_pixel_mask.onnx",
+        {"classes": '"coco91"', "shortest_edge": "48", "longest_edge": "80"},
+    ),
     "fixture-torchvision": ("torchvision", "torchvision.onnx", {"classes": '"coco91"'}),
 }
 
@@ -772,19 +1012,23 @@ FIXTURE_SPECS = {
 def write_specs(hashes):
     """detectors/fixture-*.toml, pinned to the models just written."""
     for name, (family, model, extra) in FIXTURE_SPECS.items():
-        lines = [
-            "# Written by tools/make_fixture_models.py: a tiny test model (a few KB, image-dependent",
-            "# boxes from pooled image statistics); not a real detector.",
-            f'name = "{name}"',
-            f'family = "{family}"',
-            f'model = "../tests/data/models/{model}"',
-            f'model_sha256 = "{hashes[model]}"',
-            'trained_on = "nothing (hand-made test model)"',
-            "sees_eval_images = false",
-        ] + [f"{k} = {v}" for k, v in extra.items()] + [
-            'description = "refaug test fixture"',
-            'export = ".venv/bin/python tools/make_fixture_models.py"',
-        ]
+        lines = (
+            [
+                "# Written by tools/make_fixture_models.py: a tiny test model (a few KB, image-dependent",
+                "# boxes from pooled image statistics); not a real detector.",
+                f'name = "{name}"',
+                f'family = "{family}"',
+                f'model = "../tests/data/models/{model}"',
+                f'model_sha256 = "{hashes[model]}"',
+                'trained_on = "nothing (hand-made test model)"',
+                "sees_eval_images = false",
+            ]
+            + [f"{k} = {v}" for k, v in extra.items()]
+            + [
+                'description = "refaug test fixture"',
+                'export = ".venv/bin/python tools/make_fixture_models.py"',
+            ]
+        )
         with open(os.path.join("detectors", f"{name}.toml"), "w") as fh:
             fh.write("\n".join(lines) + "\n")
 
@@ -793,14 +1037,22 @@ def compact_rows(text):
     """Put every innermost list of numbers on one line."""
     import re
 
-    return re.sub(r"\[\s*([-0-9.e,\s]+?)\s*\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    return re.sub(
+        r"\[\s*([-0-9.e,\s]+?)\s*\]",
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
+        text,
+    )
 
 
 def main():
     os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
     images = make_images()
-    expected = {"images": {n: [int(i.shape[1]), int(i.shape[0])] for n, i in images.items()},
-                "models": {}, "detections": {}, "nan_image": None}
+    expected = {
+        "images": {n: [int(i.shape[1]), int(i.shape[0])] for n, i in images.items()},
+        "models": {},
+        "detections": {},
+        "nan_image": None,
+    }
     raw_out = {}
 
     params = {}
@@ -809,8 +1061,10 @@ def main():
         params[family] = p
         for k, v in det.items():
             expected["detections"][k] = v
-        print(f"{family}: seed {seed}, boxes per image "
-              f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }")
+        print(
+            f"{family}: seed {seed}, boxes per image "
+            f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }"
+        )
     # The rectangular conventions get models of their own (searched on all five images), so that
     # the fixed-convention models and their expectations stay as they were.
     rect_images = make_rect_images()
@@ -818,8 +1072,10 @@ def main():
         seed, p, det = search(rect, {**images, **rect_images})
         params[rect] = p
         expected["detections"].update(det)
-        print(f"{rect}: seed {seed}, boxes per image "
-              f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }")
+        print(
+            f"{rect}: seed {seed}, boxes per image "
+            f"{ {k: {n: len(b) for n, b in v.items()} for k, v in det.items()} }"
+        )
     for name, img in {**images, **rect_images}.items():
         write_png(os.path.join(OUT, "images", f"{name}.png"), img)
         expected["images"][name] = [int(img.shape[1]), int(img.shape[0])]
@@ -828,9 +1084,13 @@ def main():
     yolo_graph(params["yolov5"], paths["yolov5"], "yolov5")
     yolo_graph(params["ultralytics"], paths["ultralytics"], "ultralytics")
     yolo_graph(params["yolov5-autoshape"], paths["yolov5-autoshape"], "yolov5")
-    yolo_graph(params["ultralytics-predict"], paths["ultralytics-predict"], "ultralytics")
+    yolo_graph(
+        params["ultralytics-predict"], paths["ultralytics-predict"], "ultralytics"
+    )
     detr_graph(params["detr"], paths["detr"])
-    detr_graph(params["detr"], os.path.join(OUT, "detr_pixel_mask.onnx"), pixel_mask=True)
+    detr_graph(
+        params["detr"], os.path.join(OUT, "detr_pixel_mask.onnx"), pixel_mask=True
+    )
     torchvision_graph(params["torchvision"], paths["torchvision"])
 
     # raw outputs on formula inputs (numpy maths), cross-checked with onnxruntime
@@ -838,29 +1098,60 @@ def main():
     x3 = raw_input(1, 24, 32)[0]
     raws = {
         "yolov5": ({"images": x4}, {"output0": yolov5_np(params["yolov5"], x4)}),
-        "ultralytics": ({"images": x4}, {"output0": ultralytics_np(params["ultralytics"], x4)}),
-        "detr": ({"pixel_values": x4}, dict(zip(("logits", "pred_boxes"), detr_np(params["detr"], x4)))),
-        "torchvision": ({"images": x3}, dict(zip(("boxes", "labels", "scores"), torchvision_np(params["torchvision"], x3)))),
+        "ultralytics": (
+            {"images": x4},
+            {"output0": ultralytics_np(params["ultralytics"], x4)},
+        ),
+        "detr": (
+            {"pixel_values": x4},
+            dict(zip(("logits", "pred_boxes"), detr_np(params["detr"], x4))),
+        ),
+        "torchvision": (
+            {"images": x3},
+            dict(
+                zip(
+                    ("boxes", "labels", "scores"),
+                    torchvision_np(params["torchvision"], x3),
+                )
+            ),
+        ),
     }
     for fam, (feeds, outs) in raws.items():
         check_with_ort(paths[fam], feeds, outs)
         raw_out[fam] = {
             "input_shape": list(next(iter(feeds.values())).shape),
-            "outputs": {n: {"shape": list(a.shape), "data": [float("%.7g" % v) if a.dtype == F32 else int(v) for v in a.reshape(-1)]}
-                        for n, a in outs.items()},
+            "outputs": {
+                n: {
+                    "shape": list(a.shape),
+                    "data": [
+                        float(f"{v:.7g}") if a.dtype == F32 else int(v)
+                        for v in a.reshape(-1)
+                    ],
+                }
+                for n, a in outs.items()
+            },
         }
 
     # bad models
     pu = params["ultralytics"]
-    yolo_graph(pu, os.path.join(OUT, "bad_input_name.onnx"), "ultralytics", input_name="input")
-    yolo_graph(pu, os.path.join(OUT, "bad_input_rank.onnx"), "ultralytics", input_rank=3)
-    yolo_graph(pu, os.path.join(OUT, "bad_output_layout.onnx"), "ultralytics", transpose=False)
+    yolo_graph(
+        pu, os.path.join(OUT, "bad_input_name.onnx"), "ultralytics", input_name="input"
+    )
+    yolo_graph(
+        pu, os.path.join(OUT, "bad_input_rank.onnx"), "ultralytics", input_rank=3
+    )
+    yolo_graph(
+        pu, os.path.join(OUT, "bad_output_layout.onnx"), "ultralytics", transpose=False
+    )
     # a fixed 64x64 input (a static export): refused by the rectangular conventions
     yolo_graph(pu, os.path.join(OUT, "static_64.onnx"), "ultralytics", static_hw=64)
     p20 = draw_params("yolov5", 7, classes=20)
     yolo_graph(p20, os.path.join(OUT, "bad_classes.onnx"), "yolov5")
     # NaN for exactly one image (c, the darkest red) of [a, b, c] after the 64x64 letterbox
-    reds = {n: float(features_np(letterbox_np(images[n], *YOLO_IN)[None])[0, 0]) for n in ("a_64x48", "b_48x64", "c_64x48")}
+    reds = {
+        n: float(features_np(letterbox_np(images[n], *YOLO_IN)[None])[0, 0])
+        for n in ("a_64x48", "b_48x64", "c_64x48")
+    }
     dark = min(reds, key=reds.get)
     others = sorted(v for n, v in reds.items() if n != dark)
     thr = (reds[dark] + others[0]) / 2
@@ -870,7 +1161,9 @@ def main():
     # cross-check the NaN model: NaN for the dark image only
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(os.path.join(OUT, "nan_output.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        os.path.join(OUT, "nan_output.onnx"), providers=["CPUExecutionProvider"]
+    )
     for n in reds:
         o = sess.run(None, {"images": letterbox_np(images[n], *YOLO_IN)[None]})[0]
         assert np.isnan(o).any() == (n == dark), (n, reds)

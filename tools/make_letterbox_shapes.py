@@ -21,6 +21,7 @@ Sizes: every image whose long side is 640 (W = 640 and H = 5..640, H = 640 and W
 COCO size class; AutoShape reads an array less than 5 rows high as C x H x W, so H < 5 is left out), a grid of other sizes (W, H in 100, 125, ..., 1000) and a few named cases
 (428x300, 600x400, 500x375, 612x612). Columns: `w,h,rule,input_w,input_h,new_w,new_h,top,left`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,7 +68,14 @@ def region(img: np.ndarray) -> tuple[int, int, int, int, int, int]:
     """(input_w, input_h, new_w, new_h, top, left) of an H x W x C letterboxed zero image."""
     inside = np.argwhere(img.max(axis=2) == 0)
     (top, left), (bottom, right) = inside.min(0), inside.max(0)
-    return img.shape[1], img.shape[0], int(right - left + 1), int(bottom - top + 1), int(top), int(left)
+    return (
+        img.shape[1],
+        img.shape[0],
+        int(right - left + 1),
+        int(bottom - top + 1),
+        int(top),
+        int(left),
+    )
 
 
 def autoshape(model: AutoShape, w: int, h: int) -> tuple[int, ...]:
@@ -80,7 +88,9 @@ def autoshape(model: AutoShape, w: int, h: int) -> tuple[int, ...]:
 
 
 def predict(w: int, h: int) -> tuple[int, ...]:
-    out = LetterBox((640, 640), auto=True, stride=32)(image=np.zeros((h, w, 3), np.uint8))
+    out = LetterBox((640, 640), auto=True, stride=32)(
+        image=np.zeros((h, w, 3), np.uint8)
+    )
     return region(out)
 
 
@@ -98,7 +108,9 @@ def main() -> None:
     rows = 0
     with open(OUT, "w", newline="") as fh:
         out = csv.writer(fh, lineterminator="\n")
-        out.writerow(["w", "h", "rule", "input_w", "input_h", "new_w", "new_h", "top", "left"])
+        out.writerow(
+            ["w", "h", "rule", "input_w", "input_h", "new_w", "new_h", "top", "left"]
+        )
         for w, h in sizes():
             out.writerow([w, h, "autoshape", *autoshape(model, w, h)])
             out.writerow([w, h, "predict", *predict(w, h)])

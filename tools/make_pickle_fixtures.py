@@ -31,7 +31,9 @@ def summary(refs: list[dict]) -> list[dict]:
             "ann_id": r["ann_id"],
             "image_id": r["image_id"],
             "split": r["split"],
-            "sentences": [[s["sent_id"], s["sent"], s["raw"], s["tokens"]] for s in r["sentences"]],
+            "sentences": [
+                [s["sent_id"], s["sent"], s["raw"], s["tokens"]] for s in r["sentences"]
+            ],
         }
         for r in refs
     ]
@@ -53,7 +55,9 @@ def main() -> None:
     name = "refs-shared-tokens.p"
     (OUT / name).write_bytes(pickle.dumps(shared, protocol=2))
     expected[name] = summary(load(OUT / name))
-    (OUT / "expected.json").write_text(json.dumps(expected, ensure_ascii=False, indent=1) + "\n")
+    (OUT / "expected.json").write_text(
+        json.dumps(expected, ensure_ascii=False, indent=1) + "\n"
+    )
 
 
 if __name__ == "__main__":

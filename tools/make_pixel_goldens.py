@@ -45,12 +45,16 @@ def test_image(w: int, h: int, seed: int, smooth: bool) -> np.ndarray:
     """A deterministic RGB uint8 image: a smooth 'natural-looking' pattern plus optional noise."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     chans = [
-        127.5 + 100 * np.sin(xx / 5.3 + 0.7 * c) * np.cos(yy / 4.1 - 0.3 * c) + 20 * np.sin((xx + yy) / 2.9)
+        127.5
+        + 100 * np.sin(xx / 5.3 + 0.7 * c) * np.cos(yy / 4.1 - 0.3 * c)
+        + 20 * np.sin((xx + yy) / 2.9)
         for c in range(3)
     ]
     img = np.stack(chans, -1)
     rng = np.random.default_rng(seed)
-    img = img + (rng.normal(0, 6, img.shape) if smooth else rng.uniform(-128, 128, img.shape))
+    img = img + (
+        rng.normal(0, 6, img.shape) if smooth else rng.uniform(-128, 128, img.shape)
+    )
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -64,11 +68,21 @@ def png_by_hand(w: int, h: int, color_type: int, depth: int, rows: list) -> byte
     """A minimal PNG (Pillow cannot write 16-bit RGB / RGBA / LA)."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
     raw = b"".join(b"\x00" + r for r in rows)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def pillow_decode(data: bytes) -> dict:
@@ -76,7 +90,9 @@ def pillow_decode(data: bytes) -> dict:
         im = Image.open(io.BytesIO(data))
         mode = im.mode
         rgb = np.asarray(im.convert("RGB"))
-    except OSError as e:  # Pillow's "image file is truncated", "cannot identify image file", ...
+    except (
+        OSError
+    ) as e:  # Pillow's "image file is truncated", "cannot identify image file", ...
         # Without the object repr that "cannot identify image file <_io.BytesIO ...>" carries.
         return {"ok": False, "pillow_error": str(e).split(" <")[0]}
     return {
@@ -99,7 +115,9 @@ def jpeg(arr: np.ndarray, mode: str | None = None, **kw) -> bytes:
 
 def set_adobe_transform(data: bytes, transform: int) -> bytes:
     """Rewrite the Adobe APP14 marker's colour transform byte (0 = CMYK, 2 = YCCK)."""
-    i = data.index(b"\xff\xee")  # APP14: FF EE, length (2), "Adobe", version (2), flags (2 + 2), transform
+    i = data.index(
+        b"\xff\xee"
+    )  # APP14: FF EE, length (2), "Adobe", version (2), flags (2 + 2), transform
     assert data[i + 4 : i + 9] == b"Adobe", "Pillow wrote no Adobe marker"
     seg = bytearray(data)
     seg[i + 4 + 11] = transform
@@ -132,7 +150,9 @@ def decode_cases() -> list:
     files["header_only.jpg"] = base[:200]
 
     files["rgb8.png"] = png_bytes(photo)
-    rgba = np.dstack([photo, (np.arange(37 * 23) % 256).reshape(23, 37).astype(np.uint8)])
+    rgba = np.dstack(
+        [photo, (np.arange(37 * 23) % 256).reshape(23, 37).astype(np.uint8)]
+    )
     files["rgba8.png"] = png_bytes(rgba)
     files["l8.png"] = png_bytes(photo[:, :, 0])
     files["la8.png"] = png_bytes(np.dstack([photo[:, :, 0], photo[:, :, 1]]))
@@ -192,7 +212,14 @@ def resize_cases() -> list:
         stem = f"{w}x{h}_to_{nw}x{nh}_{'smooth' if smooth else 'noise'}"
         (OUTR / f"{stem}.in.png").write_bytes(png_bytes(src))
         (OUTR / f"{stem}.out.png").write_bytes(png_bytes(dst))
-        cases.append({"input": f"{stem}.in.png", "output": f"{stem}.out.png", "width": nw, "height": nh})
+        cases.append(
+            {
+                "input": f"{stem}.in.png",
+                "output": f"{stem}.out.png",
+                "width": nw,
+                "height": nh,
+            }
+        )
     return cases
 
 
@@ -206,14 +233,22 @@ def letterbox(img: np.ndarray, tw: int, th: int, pad: int):
         img = cv2_resize(img, new_w, new_h)
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
-    out = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+    out = cv2.copyMakeBorder(
+        img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(pad, pad, pad)
+    )
     return out, (new_w, new_h, top, bottom, left, right)
 
 
 def letterbox_cases() -> list:
     OUTL = OUT / "letterbox"
     OUTL.mkdir(parents=True, exist_ok=True)
-    specs = [(37, 23, 64, 64), (23, 37, 64, 64), (64, 41, 64, 64), (30, 20, 64, 48), (5, 100, 32, 32)]
+    specs = [
+        (37, 23, 64, 64),
+        (23, 37, 64, 64),
+        (64, 41, 64, 64),
+        (30, 20, 64, 48),
+        (5, 100, 32, 32),
+    ]
     cases = []
     for i, (w, h, tw, th) in enumerate(specs):
         src = test_image(w, h, seed=200 + i, smooth=True)
@@ -227,7 +262,9 @@ def letterbox_cases() -> list:
                 "target_w": tw,
                 "target_h": th,
                 "pad": 114,
-                "geometry": dict(zip(["new_w", "new_h", "top", "bottom", "left", "right"], geom)),
+                "geometry": dict(
+                    zip(["new_w", "new_h", "top", "bottom", "left", "right"], geom)
+                ),
                 "letterboxed_sha256": sha256(boxed.tobytes()),
                 "tensor_shape": list(tensor.shape),
                 "tensor_sha256": sha256(tensor.astype("<f4").tobytes()),
@@ -241,8 +278,14 @@ def parity_fingerprints() -> None:
     plain x/255 (Faster R-CNN) inputs as the reference pipeline computes them, one deliberately
     wrong input hash (so the check has a miss to report) and one DETR line."""
     lines = []
-    for detector in ["yolov8n-cal", "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal", "detr_resnet18-cal@pil"]:
-        for i, name in enumerate(["baseline_420.jpg", "grayscale.jpg", "cmyk_adobe.jpg"]):
+    for detector in [
+        "yolov8n-cal",
+        "fasterrcnn_mobilenet_v3_large_320_fpn_slim-cal",
+        "detr_resnet18-cal@pil",
+    ]:
+        for i, name in enumerate(
+            ["baseline_420.jpg", "grayscale.jpg", "cmyk_adobe.jpg"]
+        ):
             rgb = np.asarray(Image.open(OUT / "decode" / name).convert("RGB"))
             if detector.startswith("yolo"):
                 boxed, _ = letterbox(rgb, 64, 64, 114)
@@ -250,7 +293,9 @@ def parity_fingerprints() -> None:
             else:
                 x = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
                 if detector.startswith("detr"):
-                    x = x[None]  # stands in for the DETR processor: only the shape is plausible
+                    x = x[
+                        None
+                    ]  # stands in for the DETR processor: only the shape is plausible
             input_sha = sha256(x.astype("<f4").tobytes())
             if detector.startswith("fasterrcnn") and name == "grayscale.jpg":
                 input_sha = "0" * 64  # the deliberate miss
@@ -263,14 +308,18 @@ def parity_fingerprints() -> None:
                     "image_id": i + 1,
                     "rgb_shape": list(rgb.shape),
                     "rgb_sha256": sha256(rgb.tobytes()),
-                    "input_name": "pixel_values" if detector.startswith("detr") else "images",
+                    "input_name": "pixel_values"
+                    if detector.startswith("detr")
+                    else "images",
                     "input_shape": list(x.shape),
                     "input_dtype": "float32",
                     "input_sha256": input_sha,
                     "n_boxes": 0,
                 }
             )
-    (OUT / "parity_fingerprints.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    (OUT / "parity_fingerprints.jsonl").write_text(
+        "".join(json.dumps(l) + "\n" for l in lines)
+    )
 
 
 def main() -> None:
@@ -278,7 +327,11 @@ def main() -> None:
     unit = (np.arange(256, dtype=np.float32) / np.float32(255)).astype("<f4")
     goldens = {
         "generated_by": "tools/make_pixel_goldens.py",
-        "versions": {"pillow": PIL.__version__, "opencv": cv2.__version__, "numpy": np.__version__},
+        "versions": {
+            "pillow": PIL.__version__,
+            "opencv": cv2.__version__,
+            "numpy": np.__version__,
+        },
         "unit_f32_bits": [int(v) for v in unit.view("<u4")],
         "decode": decode_cases(),
         "resize": resize_cases(),

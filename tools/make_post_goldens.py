@@ -29,7 +29,6 @@ Run: `.venv/bin/python tools/make_post_goldens.py` (numpy only; deterministic).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +97,9 @@ def y5_xywh2xyxy(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def y5_nms(pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_wh=7680):
+def y5_nms(
+    pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_wh=7680
+):
     """pred float32 [anchors, 5 + nc] for one image → float32 [n, 6] (xyxy, conf, cls)."""
     x = pred.copy()
     x = x[x[:, 4] > F32(conf_thres)]
@@ -107,7 +108,9 @@ def y5_nms(pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_
     x[:, 5:] *= x[:, 4:5]
     box = y5_xywh2xyxy(x[:, :4])
     conf, j = torch_max_dim1(x[:, 5:])
-    x = np.concatenate((box, conf[:, None], j[:, None].astype(np.float32)), 1)[conf > F32(conf_thres)]
+    x = np.concatenate((box, conf[:, None], j[:, None].astype(np.float32)), 1)[
+        conf > F32(conf_thres)
+    ]
     n = x.shape[0]
     if not n:
         return np.zeros((0, 6), np.float32)
@@ -125,7 +128,10 @@ def y5_nms(pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_
 
 def y5_scale_boxes(img1_shape, boxes, img0_shape):
     gain = min(img1_shape[0] / img0_shape[0], img1_shape[1] / img0_shape[1])
-    pad = (img1_shape[1] - img0_shape[1] * gain) / 2, (img1_shape[0] - img0_shape[0] * gain) / 2
+    pad = (
+        (img1_shape[1] - img0_shape[1] * gain) / 2,
+        (img1_shape[0] - img0_shape[0] * gain) / 2,
+    )
     boxes[:, [0, 2]] -= F32(pad[0])
     boxes[:, [1, 3]] -= F32(pad[1])
     boxes[:, :4] /= F32(gain)
@@ -148,7 +154,9 @@ def ul_xywh2xyxy(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def ul_nms(pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_wh=7680):
+def ul_nms(
+    pred: np.ndarray, conf_thres, iou_thres, max_det, max_nms=30000, max_wh=7680
+):
     """pred float32 [4 + nc, anchors] for one image → float32 [n, 6]."""
     nc = pred.shape[0] - 4
     xc = pred[4 : 4 + nc].max(0) > F32(conf_thres)
@@ -178,7 +186,10 @@ def ul_scale_boxes(img1_shape, boxes, img0_shape):
     gain = min(img1_shape[0] / img0_shape[0], img1_shape[1] / img0_shape[1])
     new_h, new_w = (max(round(v * gain), 1) for v in img0_shape[:2])
     gain_y, gain_x = new_h / img0_shape[0], new_w / img0_shape[1]
-    pad_x, pad_y = round((img1_shape[1] - new_w) / 2 - 0.1), round((img1_shape[0] - new_h) / 2 - 0.1)
+    pad_x, pad_y = (
+        round((img1_shape[1] - new_w) / 2 - 0.1),
+        round((img1_shape[0] - new_h) / 2 - 0.1),
+    )
     boxes[..., 0] -= F32(pad_x)
     boxes[..., 1] -= F32(pad_y)
     boxes[..., 2] -= F32(pad_x)
@@ -224,7 +235,9 @@ def torch_softmax_lastdim(x: np.ndarray) -> np.ndarray:
             tail = n - d
             if tail:
                 lanes[:tail] = lanes[:tail] + e[d:]
-            s = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+            s = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + (
+                (lanes[1] + lanes[5]) + (lanes[3] + lanes[7])
+            )
         inv = F32(1) / F32(s)
         out[r] = e * inv
     return out
@@ -235,7 +248,9 @@ def detr_post(logits: np.ndarray, pred_boxes: np.ndarray, threshold: float, targ
     scores, labels = torch_max_dim1(prob[:, :-1])
     cx, cy, w, h = (pred_boxes[:, k] for k in range(4))
     half = F32(0.5)
-    boxes = np.stack([cx - half * w, cy - half * h, cx + half * w, cy + half * h], axis=-1)
+    boxes = np.stack(
+        [cx - half * w, cy - half * h, cx + half * w, cy + half * h], axis=-1
+    )
     img_h, img_w = F32(target_hw[0]), F32(target_hw[1])
     boxes = boxes * np.array([img_w, img_h, img_w, img_h], dtype=np.float32)[None, :]
     keep = scores > F32(threshold)
@@ -295,21 +310,37 @@ def det_rows(boxes, scores, classes):
 def write_case(name: str, meta: dict, tensors: dict[str, np.ndarray]):
     for tname, arr in tensors.items():
         ext = "i64" if arr.dtype == np.int64 else "f32"
-        arr.astype("<i8" if ext == "i64" else "<f4").tofile(OUT / f"{name}.{tname}.{ext}")
+        arr.astype("<i8" if ext == "i64" else "<f4").tofile(
+            OUT / f"{name}.{tname}.{ext}"
+        )
     meta = {"name": name, **meta}
     (OUT / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{name}: {len(meta['expected'])} boxes")
 
 
-def yolo_case(name, family, rng, *, orig, conf, iou, max_det, max_nms=30000, max_wh=7680.0,
-              anchors=200, nc=5, round_boxes=False, big=0):
+def yolo_case(
+    name,
+    family,
+    rng,
+    *,
+    orig,
+    conf,
+    iou,
+    max_det,
+    max_nms=30000,
+    max_wh=7680.0,
+    anchors=200,
+    nc=5,
+    round_boxes=False,
+    big=0,
+):
     w0, h0 = orig
     img1 = letterbox_input_shape(w0, h0)
     if family == "ultralytics":
         pred = yolov8_output(rng, anchors, nc, big=big)
         det = ul_nms(pred, conf, iou, max_det, max_nms, max_wh)
         boxes = ul_scale_boxes(img1, det[:, :4].copy(), (h0, w0))
-        candidates = int(((pred[4:].max(0) > F32(conf))).sum())
+        candidates = int((pred[4:].max(0) > F32(conf)).sum())
     else:
         pred = yolov5_output(rng, anchors, nc)
         det = y5_nms(pred, conf, iou, max_det, max_nms, max_wh)
@@ -326,8 +357,13 @@ def yolo_case(name, family, rng, *, orig, conf, iou, max_det, max_nms=30000, max
         "orig_h": h0,
         "input_w": img1[1],
         "input_h": img1[0],
-        "params": {"conf_threshold": conf, "iou_threshold": iou, "max_det": max_det, "max_nms": max_nms,
-                   "max_wh": max_wh},
+        "params": {
+            "conf_threshold": conf,
+            "iou_threshold": iou,
+            "max_det": max_det,
+            "max_nms": max_nms,
+            "max_wh": max_wh,
+        },
         "round_boxes": round_boxes,
         "candidates": candidates,
         "expected": det_rows(boxes, det[:, 4], det[:, 5].astype(int)),
@@ -339,29 +375,45 @@ def detr_case(name, rng, *, orig, threshold, queries=40, slots=8):
     w0, h0 = orig
     logits = rng.normal(0, 2.0, size=(queries, slots)).astype(np.float32)
     logits[:, -1] += F32(1.0)  # no-object slot a little more likely
-    logits[3, 1] = logits[3, 4] = logits[3].max() + F32(3)  # tie between two classes: the first wins
+    logits[3, 1] = logits[3, 4] = logits[3].max() + F32(
+        3
+    )  # tie between two classes: the first wins
     logits[5, :] = F32(2.5)  # all equal: every probability 1/slots
     boxes = sigmoid(rng.normal(0, 1.2, size=(queries, 4)))
-    boxes[7] = np.array([0.05, 0.95, 0.3, 0.4], np.float32)  # reaches past the image: not clipped
+    boxes[7] = np.array(
+        [0.05, 0.95, 0.3, 0.4], np.float32
+    )  # reaches past the image: not clipped
     logits[7, 2] = F32(12)
     b, s, l = detr_post(logits, boxes, threshold, (h0, w0))
     # No score within float32 rounding of the threshold: the kept set does not hinge on an ulp.
     all_scores = torch_max_dim1(torch_softmax_lastdim(logits)[:, :-1])[0]
     assert np.abs(all_scores - F32(threshold)).min() > 1e-5
-    meta = {"family": "detr", "queries": queries, "slots": slots, "orig_w": w0, "orig_h": h0,
-            "threshold": threshold, "expected": det_rows(b, s, l)}
+    meta = {
+        "family": "detr",
+        "queries": queries,
+        "slots": slots,
+        "orig_w": w0,
+        "orig_h": h0,
+        "threshold": threshold,
+        "expected": det_rows(b, s, l),
+    }
     write_case(name, meta, {"logits": logits, "pred_boxes": boxes})
 
 
 def torchvision_case(name, rng, *, threshold, n=20):
-    boxes = np.sort(rng.uniform(0, 600, size=(n, 4)).astype(np.float32).reshape(n, 2, 2), axis=1).reshape(n, 4)
+    boxes = np.sort(
+        rng.uniform(0, 600, size=(n, 4)).astype(np.float32).reshape(n, 2, 2), axis=1
+    ).reshape(n, 4)
     boxes = boxes[:, [0, 2, 1, 3]]
     scores = np.sort(rng.uniform(0, 1, size=n).astype(np.float32))[::-1].copy()
     scores[n // 2] = F32(threshold)  # exactly the threshold: dropped (strict >)
     labels = rng.integers(1, 91, size=n).astype(np.int64)
     keep = scores > F32(threshold)
-    meta = {"family": "torchvision", "threshold": threshold,
-            "expected": det_rows(boxes[keep], scores[keep], labels[keep])}
+    meta = {
+        "family": "torchvision",
+        "threshold": threshold,
+        "expected": det_rows(boxes[keep], scores[keep], labels[keep]),
+    }
     write_case(name, meta, {"boxes": boxes, "scores": scores, "labels": labels})
 
 
@@ -369,22 +421,71 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20240611)
     # ultralytics 8.4 predict defaults (iou 0.7, max_det 300); 600×400 → 640×427 with odd padding.
-    yolo_case("ultralytics_600x400", "ultralytics", rng, orig=(600, 400), conf=0.25, iou=0.7, max_det=300)
+    yolo_case(
+        "ultralytics_600x400",
+        "ultralytics",
+        rng,
+        orig=(600, 400),
+        conf=0.25,
+        iou=0.7,
+        max_det=300,
+    )
     # Cuts: max_nms below the candidate count, max_det below the kept count; 333×500 (new 426×640,
     # pad_x = round(107 − 0.1) = 107 vs yolov5's unrounded 106.88).
-    yolo_case("ultralytics_cuts_333x500", "ultralytics", rng, orig=(333, 500), conf=0.1, iou=0.45,
-              max_det=7, max_nms=40)
+    yolo_case(
+        "ultralytics_cuts_333x500",
+        "ultralytics",
+        rng,
+        orig=(333, 500),
+        conf=0.1,
+        iou=0.45,
+        max_det=7,
+        max_nms=40,
+    )
     # Boxes wider than max_wh: the class offset no longer separates classes.
-    yolo_case("ultralytics_wide_boxes", "ultralytics", rng, orig=(640, 480), conf=0.2, iou=0.5, max_det=300,
-              big=6)
+    yolo_case(
+        "ultralytics_wide_boxes",
+        "ultralytics",
+        rng,
+        orig=(640, 480),
+        conf=0.2,
+        iou=0.5,
+        max_det=300,
+        big=6,
+    )
     # max_wh = 0: class-agnostic.
-    yolo_case("ultralytics_agnostic", "ultralytics", rng, orig=(640, 427), conf=0.2, iou=0.6, max_det=300,
-              max_wh=0.0)
+    yolo_case(
+        "ultralytics_agnostic",
+        "ultralytics",
+        rng,
+        orig=(640, 427),
+        conf=0.2,
+        iou=0.6,
+        max_det=300,
+        max_wh=0.0,
+    )
     # yolov5 v7.0 detect.py defaults (iou 0.45, max_det 1000) with rounding; fractional padding.
-    yolo_case("yolov5_600x400_round", "yolov5", rng, orig=(600, 400), conf=0.25, iou=0.45, max_det=1000,
-              round_boxes=True)
-    yolo_case("yolov5_cuts_333x500", "yolov5", rng, orig=(333, 500), conf=0.1, iou=0.45, max_det=9,
-              max_nms=50, round_boxes=False)
+    yolo_case(
+        "yolov5_600x400_round",
+        "yolov5",
+        rng,
+        orig=(600, 400),
+        conf=0.25,
+        iou=0.45,
+        max_det=1000,
+        round_boxes=True,
+    )
+    yolo_case(
+        "yolov5_cuts_333x500",
+        "yolov5",
+        rng,
+        orig=(333, 500),
+        conf=0.1,
+        iou=0.45,
+        max_det=9,
+        max_nms=50,
+        round_boxes=False,
+    )
     detr_case("detr_640x427", rng, orig=(640, 427), threshold=0.3)
     torchvision_case("torchvision", rng, threshold=0.5)
 

@@ -46,41 +46,121 @@ ROOT = Path(__file__).resolve().parent.parent / "sample" / "refcocog"
 
 # The 80 COCO categories: (id, name, supercategory), ids 1..90 with gaps, as in instances_train2014.json.
 COCO_CATEGORIES = [
-    (1, "person", "person"), (2, "bicycle", "vehicle"), (3, "car", "vehicle"),
-    (4, "motorcycle", "vehicle"), (5, "airplane", "vehicle"), (6, "bus", "vehicle"),
-    (7, "train", "vehicle"), (8, "truck", "vehicle"), (9, "boat", "vehicle"),
-    (10, "traffic light", "outdoor"), (11, "fire hydrant", "outdoor"), (13, "stop sign", "outdoor"),
-    (14, "parking meter", "outdoor"), (15, "bench", "outdoor"), (16, "bird", "animal"),
-    (17, "cat", "animal"), (18, "dog", "animal"), (19, "horse", "animal"), (20, "sheep", "animal"),
-    (21, "cow", "animal"), (22, "elephant", "animal"), (23, "bear", "animal"),
-    (24, "zebra", "animal"), (25, "giraffe", "animal"), (27, "backpack", "accessory"),
-    (28, "umbrella", "accessory"), (31, "handbag", "accessory"), (32, "tie", "accessory"),
-    (33, "suitcase", "accessory"), (34, "frisbee", "sports"), (35, "skis", "sports"),
-    (36, "snowboard", "sports"), (37, "sports ball", "sports"), (38, "kite", "sports"),
-    (39, "baseball bat", "sports"), (40, "baseball glove", "sports"), (41, "skateboard", "sports"),
-    (42, "surfboard", "sports"), (43, "tennis racket", "sports"), (44, "bottle", "kitchen"),
-    (46, "wine glass", "kitchen"), (47, "cup", "kitchen"), (48, "fork", "kitchen"),
-    (49, "knife", "kitchen"), (50, "spoon", "kitchen"), (51, "bowl", "kitchen"),
-    (52, "banana", "food"), (53, "apple", "food"), (54, "sandwich", "food"), (55, "orange", "food"),
-    (56, "broccoli", "food"), (57, "carrot", "food"), (58, "hot dog", "food"), (59, "pizza", "food"),
-    (60, "donut", "food"), (61, "cake", "food"), (62, "chair", "furniture"),
-    (63, "couch", "furniture"), (64, "potted plant", "furniture"), (65, "bed", "furniture"),
-    (67, "dining table", "furniture"), (70, "toilet", "furniture"), (72, "tv", "electronic"),
-    (73, "laptop", "electronic"), (74, "mouse", "electronic"), (75, "remote", "electronic"),
-    (76, "keyboard", "electronic"), (77, "cell phone", "electronic"),
-    (78, "microwave", "appliance"), (79, "oven", "appliance"), (80, "toaster", "appliance"),
-    (81, "sink", "appliance"), (82, "refrigerator", "appliance"), (84, "book", "indoor"),
-    (85, "clock", "indoor"), (86, "vase", "indoor"), (87, "scissors", "indoor"),
-    (88, "teddy bear", "indoor"), (89, "hair drier", "indoor"), (90, "toothbrush", "indoor"),
+    (1, "person", "person"),
+    (2, "bicycle", "vehicle"),
+    (3, "car", "vehicle"),
+    (4, "motorcycle", "vehicle"),
+    (5, "airplane", "vehicle"),
+    (6, "bus", "vehicle"),
+    (7, "train", "vehicle"),
+    (8, "truck", "vehicle"),
+    (9, "boat", "vehicle"),
+    (10, "traffic light", "outdoor"),
+    (11, "fire hydrant", "outdoor"),
+    (13, "stop sign", "outdoor"),
+    (14, "parking meter", "outdoor"),
+    (15, "bench", "outdoor"),
+    (16, "bird", "animal"),
+    (17, "cat", "animal"),
+    (18, "dog", "animal"),
+    (19, "horse", "animal"),
+    (20, "sheep", "animal"),
+    (21, "cow", "animal"),
+    (22, "elephant", "animal"),
+    (23, "bear", "animal"),
+    (24, "zebra", "animal"),
+    (25, "giraffe", "animal"),
+    (27, "backpack", "accessory"),
+    (28, "umbrella", "accessory"),
+    (31, "handbag", "accessory"),
+    (32, "tie", "accessory"),
+    (33, "suitcase", "accessory"),
+    (34, "frisbee", "sports"),
+    (35, "skis", "sports"),
+    (36, "snowboard", "sports"),
+    (37, "sports ball", "sports"),
+    (38, "kite", "sports"),
+    (39, "baseball bat", "sports"),
+    (40, "baseball glove", "sports"),
+    (41, "skateboard", "sports"),
+    (42, "surfboard", "sports"),
+    (43, "tennis racket", "sports"),
+    (44, "bottle", "kitchen"),
+    (46, "wine glass", "kitchen"),
+    (47, "cup", "kitchen"),
+    (48, "fork", "kitchen"),
+    (49, "knife", "kitchen"),
+    (50, "spoon", "kitchen"),
+    (51, "bowl", "kitchen"),
+    (52, "banana", "food"),
+    (53, "apple", "food"),
+    (54, "sandwich", "food"),
+    (55, "orange", "food"),
+    (56, "broccoli", "food"),
+    (57, "carrot", "food"),
+    (58, "hot dog", "food"),
+    (59, "pizza", "food"),
+    (60, "donut", "food"),
+    (61, "cake", "food"),
+    (62, "chair", "furniture"),
+    (63, "couch", "furniture"),
+    (64, "potted plant", "furniture"),
+    (65, "bed", "furniture"),
+    (67, "dining table", "furniture"),
+    (70, "toilet", "furniture"),
+    (72, "tv", "electronic"),
+    (73, "laptop", "electronic"),
+    (74, "mouse", "electronic"),
+    (75, "remote", "electronic"),
+    (76, "keyboard", "electronic"),
+    (77, "cell phone", "electronic"),
+    (78, "microwave", "appliance"),
+    (79, "oven", "appliance"),
+    (80, "toaster", "appliance"),
+    (81, "sink", "appliance"),
+    (82, "refrigerator", "appliance"),
+    (84, "book", "indoor"),
+    (85, "clock", "indoor"),
+    (86, "vase", "indoor"),
+    (87, "scissors", "indoor"),
+    (88, "teddy bear", "indoor"),
+    (89, "hair drier", "indoor"),
+    (90, "toothbrush", "indoor"),
 ]
 assert len(COCO_CATEGORIES) == 80
 
 # (width, height) of COCO-like images; the first entries are the special JPEGs (see SPECIAL).
 SIZES = [
-    (640, 480), (480, 640), (640, 427), (427, 640), (500, 375), (612, 612), (640, 360), (640, 525),
-    (375, 500), (640, 640), (640, 478), (427, 640), (640, 424), (500, 333), (640, 480), (480, 640),
-    (640, 426), (360, 640), (640, 512), (640, 383), (500, 500), (640, 480), (612, 612), (640, 429),
-    (480, 360), (640, 496), (333, 500), (640, 480), (640, 436), (426, 640),
+    (640, 480),
+    (480, 640),
+    (640, 427),
+    (427, 640),
+    (500, 375),
+    (612, 612),
+    (640, 360),
+    (640, 525),
+    (375, 500),
+    (640, 640),
+    (640, 478),
+    (427, 640),
+    (640, 424),
+    (500, 333),
+    (640, 480),
+    (480, 640),
+    (640, 426),
+    (360, 640),
+    (640, 512),
+    (640, 383),
+    (500, 500),
+    (640, 480),
+    (612, 612),
+    (640, 429),
+    (480, 360),
+    (640, 496),
+    (333, 500),
+    (640, 480),
+    (640, 436),
+    (426, 640),
 ]
 SPECIAL = {
     0: "grayscale",
@@ -92,16 +172,37 @@ SPECIAL = {
     6: "optimized_huffman",
 }
 # Split per image slot: 18 train, 6 val, 6 test, interleaved so that instances.json mixes them.
-SPLITS = ["train", "val", "train", "test", "train", "train", "val", "train", "test", "train"] * 3
+SPLITS = [
+    "train",
+    "val",
+    "train",
+    "test",
+    "train",
+    "train",
+    "val",
+    "train",
+    "test",
+    "train",
+] * 3
 
 COLOURS = {
-    "red": (200, 30, 35), "green": (40, 160, 60), "blue": (35, 70, 200), "yellow": (235, 210, 40),
-    "purple": (130, 50, 160), "orange": (240, 130, 20), "white": (245, 245, 240),
-    "black": (20, 20, 25), "pink": (240, 140, 180), "brown": (120, 75, 35),
+    "red": (200, 30, 35),
+    "green": (40, 160, 60),
+    "blue": (35, 70, 200),
+    "yellow": (235, 210, 40),
+    "purple": (130, 50, 160),
+    "orange": (240, 130, 20),
+    "white": (245, 245, 240),
+    "black": (20, 20, 25),
+    "pink": (240, 140, 180),
+    "brown": (120, 75, 35),
 }
 
 # Sentences that are non-ASCII in Python 2 were unicode objects: pickled as BINUNICODE.
-UNICODE_SENTENCES = ["the café table near the window", "a naïve drawing of the dog on the left"]
+UNICODE_SENTENCES = [
+    "the café table near the window",
+    "a naïve drawing of the dog on the left",
+]
 # An ASCII sentence stored as unicode (Python 2 code mixed str and unicode freely).
 ASCII_UNICODE_SENTENCE = "the small thing at the bottom"
 # Python 2 wrote byte strings of 256 bytes or more with BINSTRING (4-byte length) instead of SHORT_BINSTRING.
@@ -233,12 +334,18 @@ def gradient(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     c1 = rng.integers(30, 226, 3).astype(np.float64)
     angle = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    t = (xx * math.cos(angle) + yy * math.sin(angle)) / (abs(w * math.cos(angle)) + abs(h * math.sin(angle)))
+    t = (xx * math.cos(angle) + yy * math.sin(angle)) / (
+        abs(w * math.cos(angle)) + abs(h * math.sin(angle))
+    )
     t = t - t.min()
     t = t / max(t.max(), 1e-9)
     # A low-frequency ripple so that the background is not a plain ramp.
     ripple = 12.0 * np.sin(xx / rng.uniform(25, 60)) * np.cos(yy / rng.uniform(25, 60))
-    img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None] + ripple[..., None]
+    img = (
+        c0[None, None, :] * (1 - t[..., None])
+        + c1[None, None, :] * t[..., None]
+        + ripple[..., None]
+    )
     return img
 
 
@@ -249,17 +356,30 @@ def polygon_area(pts: list[tuple[float, float]]) -> float:
     return abs(s) / 2.0
 
 
-def shape_points(rng: np.random.Generator, kind: str, x0: float, y0: float, x1: float, y1: float):
+def shape_points(
+    rng: np.random.Generator, kind: str, x0: float, y0: float, x1: float, y1: float
+):
     if kind == "rectangle":
         return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     if kind == "ellipse":
         cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
-        return [(cx + rx * math.cos(2 * math.pi * k / 24), cy + ry * math.sin(2 * math.pi * k / 24)) for k in range(24)]
+        return [
+            (
+                cx + rx * math.cos(2 * math.pi * k / 24),
+                cy + ry * math.sin(2 * math.pi * k / 24),
+            )
+            for k in range(24)
+        ]
     if kind == "triangle":
         apex = x0 + (x1 - x0) * float(rng.uniform(0.2, 0.8))
         return [(apex, y0), (x1, y1), (x0, y1)]
     # A diamond.
-    return [((x0 + x1) / 2, y0), (x1, (y0 + y1) / 2), ((x0 + x1) / 2, y1), (x0, (y0 + y1) / 2)]
+    return [
+        ((x0 + x1) / 2, y0),
+        (x1, (y0 + y1) / 2),
+        ((x0 + x1) / 2, y1),
+        (x0, (y0 + y1) / 2),
+    ]
 
 
 def r2(v: float) -> float:
@@ -302,7 +422,9 @@ def draw_scene(rng: np.random.Generator, w: int, h: int, n_objects: int):
         )
     arr = np.asarray(img).astype(np.float64)
     arr += rng.normal(0.0, 3.0, arr.shape)
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB"), objects
+    return Image.fromarray(
+        np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB"
+    ), objects
 
 
 def save_jpeg(img: Image.Image, special: str | None) -> bytes:
@@ -316,7 +438,9 @@ def save_jpeg(img: Image.Image, special: str | None) -> bytes:
         img.save(buf, "JPEG", quality=85, progressive=True)
     elif special == "exif_orientation_6":
         exif = Image.Exif()
-        exif[0x0112] = 6  # Orientation: rotate 90 CW to display; the stored grid is what COCO annotates.
+        exif[0x0112] = (
+            6  # Orientation: rotate 90 CW to display; the stored grid is what COCO annotates.
+        )
         img.save(buf, "JPEG", quality=85, exif=exif.tobytes())
     elif special == "subsampling_444":
         img.save(buf, "JPEG", quality=85, subsampling=0)
@@ -343,7 +467,14 @@ def check_jpeg(data: bytes, special: str | None, w: int, h: int) -> None:
 
 
 def sentence_text(rng: np.random.Generator, obj: dict, name: str) -> str:
-    where = ["on the left", "on the right", "at the top", "at the bottom", "in the middle", "near the edge"]
+    where = [
+        "on the left",
+        "on the right",
+        "at the top",
+        "at the bottom",
+        "in the middle",
+        "near the edge",
+    ]
     templates = [
         "the {c} {n} {w}",
         "a {c} {n}",
@@ -352,7 +483,12 @@ def sentence_text(rng: np.random.Generator, obj: dict, name: str) -> str:
         "the {k} shaped {n} {w}",
     ]
     t = templates[int(rng.integers(0, len(templates)))]
-    return t.format(c=obj["colour"], n=name, w=where[int(rng.integers(0, len(where)))], k=obj["kind"])
+    return t.format(
+        c=obj["colour"],
+        n=name,
+        w=where[int(rng.integers(0, len(where)))],
+        k=obj["kind"],
+    )
 
 
 def tokens_of(sent: str) -> list[str]:
@@ -369,11 +505,19 @@ def main() -> None:
         old.unlink()
 
     n_slots = len(SIZES)
-    image_ids = sorted(int(v) for v in rng.choice(np.arange(9, 581930), size=n_slots + 2, replace=False))
+    image_ids = sorted(
+        int(v)
+        for v in rng.choice(np.arange(9, 581930), size=n_slots + 2, replace=False)
+    )
     # instances.json order is not id order in COCO either.
     order = [int(v) for v in rng.permutation(n_slots + 2)]
     unused_slots = {n_slots, n_slots + 1}
-    ann_ids = sorted(int(v) for v in rng.choice(np.arange(100000, 2200000), size=(n_slots + 2) * 5, replace=False))
+    ann_ids = sorted(
+        int(v)
+        for v in rng.choice(
+            np.arange(100000, 2200000), size=(n_slots + 2) * 5, replace=False
+        )
+    )
     ann_iter = iter(int(v) for v in rng.permutation(ann_ids))
     cat_by_id = {c[0]: c for c in COCO_CATEGORIES}
     cat_ids = [c[0] for c in COCO_CATEGORIES]
@@ -386,7 +530,9 @@ def main() -> None:
         image_id = image_ids[slot]
         if slot in unused_slots:
             w, h = (640, 480)
-            _, objects = draw_scene(rng, 64, 48, 2)  # Geometry only; no file for unused records.
+            _, objects = draw_scene(
+                rng, 64, 48, 2
+            )  # Geometry only; no file for unused records.
         else:
             w, h = SIZES[slot]
             img, objects = draw_scene(rng, w, h, int(rng.integers(2, 6)))
@@ -424,11 +570,24 @@ def main() -> None:
         objects_by_slot[slot] = objects
 
     instances = {
-        "info": {"description": "refaug bundled sample (synthetic scenes)", "version": "1.0", "year": 2014},
+        "info": {
+            "description": "refaug bundled sample (synthetic scenes)",
+            "version": "1.0",
+            "year": 2014,
+        },
         "images": [image_records[s] for s in order],
-        "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 4, "name": "Attribution License"}],
+        "licenses": [
+            {
+                "url": "http://creativecommons.org/licenses/by/2.0/",
+                "id": 4,
+                "name": "Attribution License",
+            }
+        ],
         "annotations": [a for s in order for a in annotations_by_slot[s]],
-        "categories": [{"supercategory": sc, "id": cid, "name": name} for cid, name, sc in COCO_CATEGORIES],
+        "categories": [
+            {"supercategory": sc, "id": cid, "name": name}
+            for cid, name, sc in COCO_CATEGORIES
+        ],
     }
     instances_bytes = json.dumps(instances).encode("utf-8")
     (ann_dir / "instances.json").write_bytes(instances_bytes)
@@ -443,7 +602,9 @@ def main() -> None:
         anns = annotations_by_slot[slot]
         objs = objects_by_slot[slot]
         n_refs = min(len(anns), int(rng.integers(1, 4)))
-        picks = sorted(int(v) for v in rng.choice(len(anns), size=n_refs, replace=False))
+        picks = sorted(
+            int(v) for v in rng.choice(len(anns), size=n_refs, replace=False)
+        )
         for k in picks:
             ann, obj = anns[k], objs[k]
             name = cat_by_id[ann["category_id"]][1]
@@ -455,7 +616,9 @@ def main() -> None:
                     force_unicode = sent == ASCII_UNICODE_SENTENCE
                 else:
                     sent = sentence_text(rng, obj, name)
-                raw = sent[0].upper() + sent[1:] + ("." if next_sent_id % 3 == 0 else "")
+                raw = (
+                    sent[0].upper() + sent[1:] + ("." if next_sent_id % 3 == 0 else "")
+                )
                 sentences.append(
                     {
                         "tokens": [py2_text(t, force_unicode) for t in tokens_of(sent)],
@@ -483,7 +646,11 @@ def main() -> None:
     # Python 2 dict keys were byte strings.
     py2_refs = [
         {
-            k.encode(): ([{sk.encode(): sv for sk, sv in s.items()} for s in v] if k == "sentences" else v)
+            k.encode(): (
+                [{sk.encode(): sv for sk, sv in s.items()} for s in v]
+                if k == "sentences"
+                else v
+            )
             for k, v in r.items()
         }
         for r in refs
@@ -492,13 +659,17 @@ def main() -> None:
     pickler.value(py2_refs)
     refs_bytes = pickler.finish()
     # Python's unpickler must read back exactly what was meant (bytes stay bytes with encoding='bytes').
-    assert pickle.loads(refs_bytes, encoding="bytes") == py2_refs, "pickle read-back differs"
+    assert pickle.loads(refs_bytes, encoding="bytes") == py2_refs, (
+        "pickle read-back differs"
+    )
     (ann_dir / "refs(umd).p").write_bytes(refs_bytes)
 
     def text(v: bytes | str) -> str:
         return v.decode("utf-8") if isinstance(v, bytes) else v
 
-    ann_by_id = {a["id"]: a for s in annotations_by_slot for a in annotations_by_slot[s]}
+    ann_by_id = {
+        a["id"]: a for s in annotations_by_slot for a in annotations_by_slot[s]
+    }
     split_names = ["train", "val", "test"]
     counts = {}
     for split in split_names:
@@ -523,7 +694,12 @@ def main() -> None:
         "total": total,
         "categories_in_instances": len(COCO_CATEGORIES),
         "images_in_order": [
-            {"image_id": im["id"], "file_name": im["file_name"], "width": im["width"], "height": im["height"]}
+            {
+                "image_id": im["id"],
+                "file_name": im["file_name"],
+                "width": im["width"],
+                "height": im["height"],
+            }
             for im in instances["images"]
             if im["id"] in used_ids
         ],
@@ -540,8 +716,10 @@ def main() -> None:
                 "gt_box_xyxy": [
                     ann_by_id[r["ann_id"]]["bbox"][0],
                     ann_by_id[r["ann_id"]]["bbox"][1],
-                    ann_by_id[r["ann_id"]]["bbox"][0] + ann_by_id[r["ann_id"]]["bbox"][2],
-                    ann_by_id[r["ann_id"]]["bbox"][1] + ann_by_id[r["ann_id"]]["bbox"][3],
+                    ann_by_id[r["ann_id"]]["bbox"][0]
+                    + ann_by_id[r["ann_id"]]["bbox"][2],
+                    ann_by_id[r["ann_id"]]["bbox"][1]
+                    + ann_by_id[r["ann_id"]]["bbox"][3],
                 ],
                 "sentences": [
                     {
@@ -556,11 +734,19 @@ def main() -> None:
             for r in refs
         ],
         "sources": {
-            "instances": {"size": len(instances_bytes), "sha256": hashlib.sha256(instances_bytes).hexdigest()},
-            "refs": {"size": len(refs_bytes), "sha256": hashlib.sha256(refs_bytes).hexdigest()},
+            "instances": {
+                "size": len(instances_bytes),
+                "sha256": hashlib.sha256(instances_bytes).hexdigest(),
+            },
+            "refs": {
+                "size": len(refs_bytes),
+                "sha256": hashlib.sha256(refs_bytes).hexdigest(),
+            },
         },
     }
-    (ROOT / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (ROOT / "expected.json").write_text(
+        json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     total_bytes = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     print(
         f"wrote {ROOT}: {len(instances['images'])} image records ({len(used_ids)} used), "

@@ -44,6 +44,7 @@ Floats are rounded to 6 decimals (the test compares within 1e-3 px / score and 1
 sit within the generator's safety margins of a threshold / NMS IoU / score tie are listed on stdout:
 such a value could flip between float implementations, so a mismatch there is not a bug.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,6 +54,7 @@ import pickle
 import sys
 import tempfile
 import tomllib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -61,8 +63,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import make_detr_goldens as goldens  # noqa: E402  (torch's antialiased uint8 resize, DETR size rule)
-import make_fixture_models as fixtures  # noqa: E402  (model maths, letterbox, post-processing)
+import make_detr_goldens as goldens
+import make_fixture_models as fixtures
 
 F32 = np.float32
 SAMPLE = os.path.join(ROOT, "sample", "refcocog")
@@ -89,7 +91,9 @@ CONTEXT = {"where": ""}
 
 def record_check_far(value, boundary, eps, what):
     if abs(float(value) - float(boundary)) < eps:
-        NEAR.append(f"{CONTEXT['where']}: {what} {float(value):.6f} within {eps} of {boundary}")
+        NEAR.append(
+            f"{CONTEXT['where']}: {what} {float(value):.6f} within {eps} of {boundary}"
+        )
 
 
 def record_distinct_scores(scores, what):
@@ -123,10 +127,12 @@ def load_params():
             fixtures.detr_graph(p, path)
         else:
             fixtures.torchvision_graph(p, path)
-        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         if digest != spec["model_sha256"]:
-            sys.exit(f"{spec_file}: seed {seed} rebuilds a model with sha256 {digest}, "
-                     f"the spec pins {spec['model_sha256']}; re-run the search of make_fixture_models.py")
+            sys.exit(
+                f"{spec_file}: seed {seed} rebuilds a model with sha256 {digest}, "
+                f"the spec pins {spec['model_sha256']}; re-run the search of make_fixture_models.py"
+            )
         model = os.path.normpath(os.path.join(ROOT, "detectors", spec["model"]))
         params[variant] = (spec, p, model)
     return params
@@ -156,7 +162,9 @@ def model_input(variant, spec, img):
         tw, th = spec["input_size"]
         return fixtures.letterbox_np(img, tw, th)[None]
     if variant == "detr":
-        oh, ow = goldens.size_with_aspect_ratio(h, w, spec["shortest_edge"], spec["longest_edge"])
+        oh, ow = goldens.size_with_aspect_ratio(
+            h, w, spec["shortest_edge"], spec["longest_edge"]
+        )
         return goldens.normalise_torchvision(goldens.torch_resize(img, ow, oh))[None]
     return (img.transpose(2, 0, 1).astype(F32) / F32(255)).astype(F32)
 
@@ -185,8 +193,9 @@ def post(variant, spec, raw, w, h):
     """The family's post-processing as the original library does it, then refaug's `finish`."""
     if variant == "yolo":
         tw, th = spec["input_size"]
-        b, s, c = fixtures.ultralytics_post_np(raw[0], SCORE_THRESHOLD, ULTRALYTICS_IOU, ULTRALYTICS_MAX_DET,
-                                               w, h, tw, th)
+        b, s, c = fixtures.ultralytics_post_np(
+            raw[0], SCORE_THRESHOLD, ULTRALYTICS_IOU, ULTRALYTICS_MAX_DET, w, h, tw, th
+        )
         return finish(b, s, c, w, h)
     if variant == "detr":
         b, s, c = fixtures.detr_post_np(raw[0], raw[1], SCORE_THRESHOLD, w, h)
@@ -202,7 +211,9 @@ def compare(variant, image_id, want, got, stats):
     """Largest difference between two detection lists (numpy vs onnxruntime), into `stats`."""
     st = stats.setdefault(variant, {"box": 0.0, "score": 0.0, "other": []})
     if len(want) != len(got) or any(a[2] != b[2] for a, b in zip(want, got)):
-        st["other"].append(f"image {image_id}: {len(want)} vs {len(got)} boxes or other classes")
+        st["other"].append(
+            f"image {image_id}: {len(want)} vs {len(got)} boxes or other classes"
+        )
         return
     for (wb, ws, _), (gb, gs, _) in zip(want, got):
         st["box"] = max(st["box"], float(np.abs(wb.astype(np.float64) - gb).max()))
@@ -242,15 +253,30 @@ def compare_output(out_dir, expected):
             for row in pq.read_table(path).to_pylist():
                 n += 1
                 w = want[row["ref_id"]]
-                got = [[p["xmin"], p["ymin"], p["xmax"], p["ymax"], p["score"], p["class_id"]]
-                       for p in row["proposals"]]
+                got = [
+                    [
+                        p["xmin"],
+                        p["ymin"],
+                        p["xmax"],
+                        p["ymax"],
+                        p["score"],
+                        p["class_id"],
+                    ]
+                    for p in row["proposals"]
+                ]
                 refs = {"expected": w["proposals"]}
                 if ORT_DETECTIONS:
-                    refs["onnxruntime"] = [[float(v) for v in b] + [float(sc), c]
-                                           for b, sc, c in ORT_DETECTIONS[variant][w["image_id"]]]
+                    refs["onnxruntime"] = [
+                        [float(v) for v in b] + [float(sc), c]
+                        for b, sc, c in ORT_DETECTIONS[variant][w["image_id"]]
+                    ]
                 for name, props in refs.items():
-                    if len(props) != len(got) or any(a[5] != b[5] for a, b in zip(props, got)):
-                        problems.append(f"ref {row['ref_id']}: {len(got)} proposals vs {len(props)} ({name})")
+                    if len(props) != len(got) or any(
+                        a[5] != b[5] for a, b in zip(props, got)
+                    ):
+                        problems.append(
+                            f"ref {row['ref_id']}: {len(got)} proposals vs {len(props)} ({name})"
+                        )
                         continue
                     for a, b in zip(props, got):
                         db = max(abs(a[i] - b[i]) for i in range(4))
@@ -258,9 +284,16 @@ def compare_output(out_dir, expected):
                             worst[name][0], worst[name][2] = db, row["ref_id"]
                         worst[name][1] = max(worst[name][1], abs(a[4] - b[4]))
                 if abs(row["best_iou"] - w["best_iou"]) > 1e-4:
-                    problems.append(f"ref {row['ref_id']}: best_iou {row['best_iou']} vs {w['best_iou']}")
-        print(f"{variant}: {n} rows of {len(rows)}; refaug vs "
-              + "; vs ".join(f"{k}: box {v[0]:.3g} px (ref {v[2]}), score {v[1]:.3g}" for k, v in worst.items()))
+                    problems.append(
+                        f"ref {row['ref_id']}: best_iou {row['best_iou']} vs {w['best_iou']}"
+                    )
+        print(
+            f"{variant}: {n} rows of {len(rows)}; refaug vs "
+            + "; vs ".join(
+                f"{k}: box {v[0]:.3g} px (ref {v[2]}), score {v[1]:.3g}"
+                for k, v in worst.items()
+            )
+        )
         for pr in problems[:10]:
             print("  " + pr)
 
@@ -270,7 +303,9 @@ def r6(v):
 
 
 def main():
-    with open(os.path.join(SAMPLE, "annotations", "instances.json"), encoding="utf-8") as f:
+    with open(
+        os.path.join(SAMPLE, "annotations", "instances.json"), encoding="utf-8"
+    ) as f:
         instances = json.load(f)
     with open(os.path.join(SAMPLE, "annotations", "refs(umd).p"), "rb") as f:
         refs = pickle.load(f, encoding="bytes")
@@ -281,8 +316,10 @@ def main():
     try:
         import onnxruntime as ort
 
-        sessions = {v: ort.InferenceSession(m, providers=["CPUExecutionProvider"])
-                    for v, (_, _, m) in params.items()}
+        sessions = {
+            v: ort.InferenceSession(m, providers=["CPUExecutionProvider"])
+            for v, (_, _, m) in params.items()
+        }
     except ImportError:
         sessions = {}
     stats = {}
@@ -316,16 +353,21 @@ def main():
         for r in sorted(refs, key=lambda r: r[b"ref_id"]):
             x, y, bw, bh = anns[r[b"ann_id"]]["bbox"]
             # the contract's gt_box: x + w in float64, stored as float32
-            gt = tuple(float(F32(v)) for v in (x, y, float(x) + float(bw), float(y) + float(bh)))
+            gt = tuple(
+                float(F32(v))
+                for v in (x, y, float(x) + float(bw), float(y) + float(bh))
+            )
             dets = detections[variant][r[b"image_id"]]
             ious = [iou([float(v) for v in b], gt) for b, _, _ in dets]
-            rows.append({
-                "ref_id": int(r[b"ref_id"]),
-                "image_id": int(r[b"image_id"]),
-                "split": r[b"split"].decode(),
-                "proposals": [[r6(v) for v in b] + [r6(s), c] for b, s, c in dets],
-                "best_iou": r6(max(ious, default=0.0)),
-            })
+            rows.append(
+                {
+                    "ref_id": int(r[b"ref_id"]),
+                    "image_id": int(r[b"image_id"]),
+                    "split": r[b"split"].decode(),
+                    "proposals": [[r6(v) for v in b] + [r6(s), c] for b, s, c in dets],
+                    "best_iou": r6(max(ious, default=0.0)),
+                }
+            )
         out[variant] = rows
 
     with open(OUT, "w") as f:
@@ -334,11 +376,15 @@ def main():
 
     for variant in params:
         counts = [len(d) for d in detections[variant].values()]
-        print(f"{variant}: {sum(counts)} boxes over {len(counts)} images "
-              f"(min {min(counts)}, max {max(counts)} per image, {counts.count(0)} images without)")
+        print(
+            f"{variant}: {sum(counts)} boxes over {len(counts)} images "
+            f"(min {min(counts)}, max {max(counts)} per image, {counts.count(0)} images without)"
+        )
     for variant, st in stats.items():
-        print(f"{variant}: onnxruntime instead of the numpy maths moves a box by at most {st['box']:.3g} px "
-              f"and a score by {st['score']:.3g}" + "".join(f"; {o}" for o in st["other"]))
+        print(
+            f"{variant}: onnxruntime instead of the numpy maths moves a box by at most {st['box']:.3g} px "
+            f"and a score by {st['score']:.3g}" + "".join(f"; {o}" for o in st["other"])
+        )
     print(f"{len(NEAR)} values near a boundary" + (":" if NEAR else ""))
     for n in NEAR:
         print("  " + n)

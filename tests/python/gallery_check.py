@@ -75,7 +75,7 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds,
+            preexec_fn=wire_fds,  # noqa: PLW1509 (this script starts no threads; the DevTools pipe needs fds 3 and 4)
             close_fds=False,
         )
         os.close(to_browser_r)
@@ -97,9 +97,15 @@ class Browser:
                 message, buffer = buffer.split(b"\0", 1)
                 self.messages.put(json.loads(message))
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: bool = True) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: bool = True
+    ) -> dict[str, Any]:
         self.next_id += 1
-        message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
+        message: dict[str, Any] = {
+            "id": self.next_id,
+            "method": method,
+            "params": params or {},
+        }
         if session:
             message["sessionId"] = self.session
         os.write(self.to_browser, json.dumps(message).encode() + b"\0")
@@ -126,7 +132,11 @@ class Browser:
 
     def open_page(self) -> None:
         target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)
-        attached = self.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, session=False)
+        attached = self.call(
+            "Target.attachToTarget",
+            {"targetId": target["targetId"], "flatten": True},
+            session=False,
+        )
         self.session = attached["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable")
@@ -136,7 +146,9 @@ class Browser:
         )
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -148,7 +160,9 @@ class Browser:
             if value:
                 return value
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {expression}; the page reported {self.problems()}")
+        raise AssertionError(
+            f"timed out waiting for {expression}; the page reported {self.problems()}"
+        )
 
     def key(self, key: str) -> None:
         for kind in ("keyDown", "keyUp"):
@@ -165,10 +179,15 @@ class Browser:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.exceptionThrown":
                 found.append(f"exception: {params['exceptionDetails']}")
-            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in (
+                "error",
+                "assert",
+            ):
                 found.append(f"console.{params['type']}: {params.get('args')}")
             elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-                found.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+                found.append(
+                    f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}"
+                )
         return found
 
     def drain(self) -> None:
@@ -235,37 +254,55 @@ PANEL_JS = """
 """
 
 
-def check_boxes(browser: Browser, out: Path, ref_id: int, threshold: float | None) -> int:
+def check_boxes(
+    browser: Browser, out: Path, ref_id: int, threshold: float | None
+) -> int:
     """Every box of a card against the Parquet; with `threshold`, which proposals are visible.
     Returns the number of boxes checked."""
     checked = 0
     for panel in browser.evaluate(PANEL_JS % ref_id):
         row = parquet_row(out, panel["variant"], ref_id)
         if row is None:
-            assert not panel["proposals"] and not panel["gt"], f"ref {ref_id} {panel['variant']}: drawn without a row"
+            assert not panel["proposals"] and not panel["gt"], (
+                f"ref {ref_id} {panel['variant']}: drawn without a row"
+            )
             continue
         where = f"ref {ref_id} variant {panel['variant']}"
         proposals = row["proposals"]
-        assert [p["index"] for p in panel["proposals"]] == list(range(len(proposals))), where
+        assert [p["index"] for p in panel["proposals"]] == list(
+            range(len(proposals))
+        ), where
         for drawn, stored in zip(panel["proposals"], proposals, strict=True):
-            assert corners(drawn["d"]) == xyxy(stored), f"{where}: {drawn['d']} vs {stored}"
+            assert corners(drawn["d"]) == xyxy(stored), (
+                f"{where}: {drawn['d']} vs {stored}"
+            )
             if threshold is not None:
                 expect = bool(np.float32(stored["score"]) >= np.float32(threshold))
-                assert drawn["visible"] == expect, f"{where}: score {stored['score']} at {threshold}: {drawn}"
+                assert drawn["visible"] == expect, (
+                    f"{where}: score {stored['score']} at {threshold}: {drawn}"
+                )
             checked += 1
-        assert len(panel["gt"]) == 1 and corners(panel["gt"][0]) == xyxy(row["gt_box"]), where
+        assert len(panel["gt"]) == 1 and corners(panel["gt"][0]) == xyxy(
+            row["gt_box"]
+        ), where
         if row["best_index"] is None:
             assert panel["best"] == [], where
         else:
             assert len(panel["best"]) == 1, where
-            assert corners(panel["best"][0]) == xyxy(proposals[row["best_index"]]), where
+            assert corners(panel["best"][0]) == xyxy(proposals[row["best_index"]]), (
+                where
+            )
         checked += 2
     return checked
 
 
 def main() -> None:
     chromium, site, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    expected_cards, sample, screenshot = int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
+    expected_cards, sample, screenshot = (
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+        Path(sys.argv[6]),
+    )
     data_text = (site / "data.js").read_text()
     data = json.loads(data_text[data_text.index("{") : data_text.rindex("}") + 1])
 
@@ -282,14 +319,22 @@ def main() -> None:
         visible = browser.evaluate(
             "Array.from(document.querySelectorAll('article.card')).filter(c => c.getClientRects().length > 0).length"
         )
-        assert len(cards) == expected_cards, f"{len(cards)} cards, expected {expected_cards}"
-        assert visible == expected_cards, f"{visible} visible cards, expected {expected_cards}"
-        assert cards == [r["ref_id"] for r in data["refs"]], "the page's order differs from refaug's"
+        assert len(cards) == expected_cards, (
+            f"{len(cards)} cards, expected {expected_cards}"
+        )
+        assert visible == expected_cards, (
+            f"{visible} visible cards, expected {expected_cards}"
+        )
+        assert cards == [r["ref_id"] for r in data["refs"]], (
+            "the page's order differs from refaug's"
+        )
 
         # Every proposal drawn (the `a` key), then the slider: a user's drag sets the value and
         # fires `input`.
         browser.key("a")
-        checked = check_boxes(browser, out, sample, 0.0) + check_boxes(browser, out, cards[0], 0.0)
+        checked = check_boxes(browser, out, sample, 0.0) + check_boxes(
+            browser, out, cards[0], 0.0
+        )
         browser.evaluate(
             "(() => { const s = document.getElementById('score'); s.value = '0.5';"
             " s.dispatchEvent(new Event('input', {bubbles: true})); })()"
@@ -301,14 +346,20 @@ def main() -> None:
             " const shown = ps.filter(p => p.getClientRects().length > 0).length;"
             " return [ps.length - shown, shown]; })()"
         )
-        assert hidden_visible[0] > 0 and hidden_visible[1] > 0, f"the slider at 0.5 hides/shows {hidden_visible}"
+        assert hidden_visible[0] > 0 and hidden_visible[1] > 0, (
+            f"the slider at 0.5 hides/shows {hidden_visible}"
+        )
 
         # Keys: j twice goes to the second card; ] raises the threshold by 0.05.
         browser.evaluate("document.activeElement && document.activeElement.blur()")
         browser.key("j")
         browser.key("j")
-        focused = browser.evaluate("document.activeElement && document.activeElement.dataset.refId")
-        assert focused == str(cards[1]), f"after j j the focus is on {focused}, expected ref {cards[1]}"
+        focused = browser.evaluate(
+            "document.activeElement && document.activeElement.dataset.refId"
+        )
+        assert focused == str(cards[1]), (
+            f"after j j the focus is on {focused}, expected ref {cards[1]}"
+        )
         browser.key("]")
         assert browser.evaluate("document.getElementById('score').value") == "0.55"
         check_boxes(browser, out, cards[1], 0.55)
@@ -324,7 +375,9 @@ def main() -> None:
         screenshot.write_bytes(png)
         pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
         colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
-        assert pixels.std() > 20 and colours > 200, f"blank screenshot: std {pixels.std():.1f}, {colours} colours"
+        assert pixels.std() > 20 and colours > 200, (
+            f"blank screenshot: std {pixels.std():.1f}, {colours} colours"
+        )
 
         problems = browser.problems()
         assert not problems, "the page reported problems:\n" + "\n".join(problems)

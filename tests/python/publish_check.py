@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import datasets  # noqa: E402
-import duckdb  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import yaml  # noqa: E402
+import datasets
+import duckdb
+import pyarrow.parquet as pq
+import yaml
 
 
 def main(folder, cache_dir):
@@ -37,7 +37,11 @@ def main(folder, cache_dir):
     for line in (root / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
         listed[name] = digest
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    files = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "SHA256SUMS"
+    )
     assert sorted(listed) == files, (sorted(listed), files)
     for name, digest in listed.items():
         assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
@@ -47,7 +51,9 @@ def main(folder, cache_dir):
     assert card.startswith("---\n"), card[:50]
     front = yaml.safe_load(card.split("---\n", 2)[1])
     configs = front["configs"]
-    assert [c.get("default", False) for c in configs] == [True] + [False] * (len(configs) - 1)
+    assert [c.get("default", False) for c in configs] == [True] + [False] * (
+        len(configs) - 1
+    )
     assert front["license"] == "other" and (root / front["license_link"]).is_file()
     infos = {i["config_name"]: i for i in front["dataset_info"]}
     for config in configs:
@@ -70,10 +76,13 @@ def main(folder, cache_dir):
             assert split["num_bytes"] == nbytes, (name, split, nbytes)
             for s in shards:
                 pq.read_table(s)  # every shard reads
-        assert info["download_size"] == total_download, (info["download_size"], total_download)
+        assert info["download_size"] == total_download, (
+            info["download_size"],
+            total_download,
+        )
         assert info["dataset_size"] == sum(s["num_bytes"] for s in info["splits"])
         card_features = datasets.Features._from_yaml_list(info["features"])
-        first = sorted(glob.glob(str(root / config["data_files"][0]["path"])))[0]
+        first = min(glob.glob(str(root / config["data_files"][0]["path"])))
         meta = json.loads(pq.read_schema(first).metadata[b"huggingface"])
         file_features = datasets.Features.from_dict(meta["info"]["features"])
         assert card_features == file_features, (card_features, file_features)
@@ -84,12 +93,19 @@ def main(folder, cache_dir):
         assert ds[data_file["split"]].features == file_features
         for split_name, split in splits.items():
             assert ds[split_name].num_rows == split["num_examples"]
-            path = next(d["path"] for d in config["data_files"] if d["split"] == split_name)
+            path = next(
+                d["path"] for d in config["data_files"] if d["split"] == split_name
+            )
             table = pq.ParquetDataset(sorted(glob.glob(str(root / path)))).read()
             assert ds[split_name].to_list() == table.to_pylist(), (name, split_name)
-        print(f"datasets {datasets.__version__} loads {name}: " + ", ".join(f"{k}={v.num_rows}" for k, v in ds.items()))
+        print(
+            f"datasets {datasets.__version__} loads {name}: "
+            + ", ".join(f"{k}={v.num_rows}" for k, v in ds.items())
+        )
 
-        count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/data/{name}/*.parquet')").fetchall()[0][0]
+        count = duckdb.sql(
+            f"SELECT count(*) FROM read_parquet('{root}/data/{name}/*.parquet')"
+        ).fetchall()[0][0]
         assert count == sum(s["num_examples"] for s in info["splits"]), count
         print(f"duckdb {duckdb.__version__}: {name} has {count} rows")
 

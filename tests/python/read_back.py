@@ -15,7 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-BOX = [("xmin", pa.float32()), ("ymin", pa.float32()), ("xmax", pa.float32()), ("ymax", pa.float32())]
+BOX = [
+    ("xmin", pa.float32()),
+    ("ymin", pa.float32()),
+    ("xmax", pa.float32()),
+    ("ymax", pa.float32()),
+]
 
 
 def field(name, type_, nullable=False):
@@ -56,7 +61,11 @@ EXPECTED = pa.schema(
             list_of(
                 pa.struct(
                     [field(n, t) for n, t in BOX]
-                    + [field("score", pa.float32()), field("class_id", pa.int32()), field("label", pa.string())]
+                    + [
+                        field("score", pa.float32()),
+                        field("class_id", pa.int32()),
+                        field("label", pa.string()),
+                    ]
                 )
             ),
         ),
@@ -78,7 +87,9 @@ def same(arrow_type, got, want, where):
         for i, (g, w) in enumerate(zip(got, want)):
             same(arrow_type.value_type, g, w, f"{where}[{i}]")
     elif pa.types.is_struct(arrow_type):
-        assert sorted(got) == sorted(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        assert sorted(got) == sorted(want), (
+            f"{where}: keys {sorted(got)} != {sorted(want)}"
+        )
         for child in arrow_type:
             same(child.type, got[child.name], want[child.name], f"{where}.{child.name}")
     else:
@@ -88,7 +99,9 @@ def same(arrow_type, got, want, where):
 def main(shard, dump):
     table = pq.read_table(shard)
     schema = table.schema
-    assert schema.remove_metadata().equals(EXPECTED), f"schema:\n{schema}\nexpected:\n{EXPECTED}"
+    assert schema.remove_metadata().equals(EXPECTED), (
+        f"schema:\n{schema}\nexpected:\n{EXPECTED}"
+    )
     proposals = schema.field("proposals").type
     assert pa.types.is_list(proposals) and pa.types.is_struct(proposals.value_type)
     assert proposals.value_field.name == "element"
@@ -103,7 +116,9 @@ def main(shard, dump):
     assert metadata[b"refaug.schema_version"] == b"2.0.0", metadata
     features = json.loads(metadata[b"huggingface"])["info"]["features"]
     assert list(features) == EXPECTED.names, list(features)
-    assert isinstance(features["proposals"], list) and isinstance(features["proposals"][0], dict)
+    assert isinstance(features["proposals"], list) and isinstance(
+        features["proposals"][0], dict
+    )
     assert features["proposals"][0]["label"] == {"dtype": "string", "_type": "Value"}
 
     with open(dump, encoding="utf-8") as f:
@@ -112,9 +127,16 @@ def main(shard, dump):
     assert len(got_rows) == len(want_rows), (len(got_rows), len(want_rows))
     for i, (got, want) in enumerate(zip(got_rows, want_rows)):
         # Column order is the schema's (checked above); the JSON dump's keys are sorted.
-        assert sorted(got) == sorted(want), f"row {i}: columns {sorted(got)} != {sorted(want)}"
+        assert sorted(got) == sorted(want), (
+            f"row {i}: columns {sorted(got)} != {sorted(want)}"
+        )
         for column in EXPECTED:
-            same(column.type, got[column.name], want[column.name], f"row {i} {column.name}")
+            same(
+                column.type,
+                got[column.name],
+                want[column.name],
+                f"row {i} {column.name}",
+            )
     print(f"ok: {len(got_rows)} rows, {len(EXPECTED)} columns")
 
 

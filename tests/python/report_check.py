@@ -29,8 +29,17 @@ def load(variant_dir):
     manifest = json.loads((variant_dir / "manifest.json").read_text())
     splits = {}
     for split in sorted(manifest["splits"], key=split_key):
-        tables = [pq.read_table(variant_dir / s["file"]) for s in manifest["splits"][split]["shards"]]
-        rows = [r for t in tables for r in t.select(["image_id", "proposals", "proposal_iou", "best_iou"]).to_pylist()]
+        tables = [
+            pq.read_table(variant_dir / s["file"])
+            for s in manifest["splits"][split]["shards"]
+        ]
+        rows = [
+            r
+            for t in tables
+            for r in t.select(
+                ["image_id", "proposals", "proposal_iou", "best_iou"]
+            ).to_pylist()
+        ]
         splits[split] = rows
     return splits
 
@@ -40,9 +49,17 @@ def usable(row, o):
     for p, iou in zip(row["proposals"], row["proposal_iou"]):
         w = float(p["xmax"]) - float(p["xmin"])
         h = float(p["ymax"]) - float(p["ymin"])
-        if np.float32(p["score"]) > np.float32(o["train_conf"]) and w > o["min_size"] and h > o["min_size"]:
+        if (
+            np.float32(p["score"]) > np.float32(o["train_conf"])
+            and w > o["min_size"]
+            and h > o["min_size"]
+        ):
             kept.append(np.float32(iou))
-    return len(kept) >= o["min_proposals"] and len(kept) > 0 and max(kept) > np.float32(o["min_best_iou"])
+    return (
+        len(kept) >= o["min_proposals"]
+        and len(kept) > 0
+        and max(kept) > np.float32(o["min_best_iou"])
+    )
 
 
 def stats(name, rows, o, thresholds):
@@ -57,17 +74,24 @@ def stats(name, rows, o, thresholds):
         "mean_proposals": float(counts.mean()) if n else 0.0,
         "median_proposals": float(np.median(counts)) if n else 0.0,
         "mean_best_iou": float(best.astype(np.float64).mean()) if n else 0.0,
-        "recall": [{"iou": t, "recall": float((best >= np.float32(t)).mean()) if n else 0.0} for t in o["recall_at"]],
+        "recall": [
+            {"iou": t, "recall": float((best >= np.float32(t)).mean()) if n else 0.0}
+            for t in o["recall_at"]
+        ],
         "usable_refs": int(flags.sum()),
         "usable_share": float(flags.mean()) if n else 0.0,
         "proposal_histogram": np.bincount(counts).tolist() if n else [],
-        "recall_curve": [float((best >= np.float32(t)).mean()) if n else 0.0 for t in thresholds],
+        "recall_curve": [
+            float((best >= np.float32(t)).mean()) if n else 0.0 for t in thresholds
+        ],
     }
 
 
 def same(got, want, where):
     if isinstance(want, dict):
-        assert sorted(got) == sorted(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        assert sorted(got) == sorted(want), (
+            f"{where}: keys {sorted(got)} != {sorted(want)}"
+        )
         for k in want:
             same(got[k], want[k], f"{where}.{k}")
     elif isinstance(want, list):
@@ -75,7 +99,9 @@ def same(got, want, where):
         for i, (g, w) in enumerate(zip(got, want)):
             same(g, w, f"{where}[{i}]")
     elif isinstance(want, float):
-        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-15), f"{where}: {got!r} != {want!r}"
+        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-15), (
+            f"{where}: {got!r} != {want!r}"
+        )
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
 
@@ -88,14 +114,25 @@ def main(out_dir, report_path):
     same(report["curve_thresholds"], thresholds, "curve_thresholds")
     # The data manifest's order, as the run's settings record it in every manifest; by name for
     # variants the settings do not list.
-    manifests = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/manifest.json")}
+    manifests = {
+        p.parent.name: json.loads(p.read_text()) for p in out.glob("*/manifest.json")
+    }
 
     def position(name: str) -> tuple[int, str]:
-        listed = [v.get("name") for v in manifests[name].get("settings", {}).get("variants", [])]
-        return (listed.index(name) if name in listed else len(manifests) + 1_000_000, name)
+        listed = [
+            v.get("name")
+            for v in manifests[name].get("settings", {}).get("variants", [])
+        ]
+        return (
+            listed.index(name) if name in listed else len(manifests) + 1_000_000,
+            name,
+        )
 
     variants = sorted(manifests, key=position)
-    assert [v["variant"] for v in report["variants"]] == variants, ([v["variant"] for v in report["variants"]], variants)
+    assert [v["variant"] for v in report["variants"]] == variants, (
+        [v["variant"] for v in report["variants"]],
+        variants,
+    )
     checked = 0
     for got in report["variants"]:
         splits = load(out / got["variant"])
@@ -104,7 +141,9 @@ def main(out_dir, report_path):
         all_rows = [r for rows in splits.values() for r in rows]
         same(got["all"], stats("all", all_rows, o, thresholds), f"{got['variant']}.all")
         checked += len(all_rows)
-    print(f"ok: {len(variants)} variants, {checked} refs, every number of the report recomputed")
+    print(
+        f"ok: {len(variants)} variants, {checked} refs, every number of the report recomputed"
+    )
 
 
 if __name__ == "__main__":
