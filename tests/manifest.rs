@@ -352,7 +352,12 @@ fn repository_manifest_loads_whole_with_its_three_variants() {
     ] {
         write(tmp.path(), &format!("detectors/{f}"), "# dummy\n");
     }
+    write(tmp.path(), "encoders/fixture-clip.toml", "# dummy\n");
     let m = Manifest::load(&path).unwrap();
+    assert_eq!(
+        m.embed.as_ref().map(|e| e.encoder.clone()),
+        Some(tmp.path().join("encoders/fixture-clip.toml"))
+    );
     assert_eq!(
         m.variants
             .iter()
