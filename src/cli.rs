@@ -146,15 +146,8 @@ pub struct RunArgs {
     /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/REFAUG_SHARD_COUNT.
     #[arg(long)]
     pub shard: Option<String>,
-    /// `cpu`, `cuda` or `cuda:N` (default: the manifest's).
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Images per detector call (default: the manifest's).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Threads in all, 0 = all cores (default: the manifest's).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Discard an existing output made with other settings.
     #[arg(long)]
     pub force: bool,
@@ -267,6 +260,57 @@ pub struct ParityArgs {
     pub thin_px: f64,
 }
 
+/// How a command runs its ONNX models (`run`, `embed`); each flag overrides the manifest's `[run]`.
+#[derive(clap::Args, Debug)]
+pub struct RuntimeArgs {
+    /// `cpu`, `cuda` or `cuda:N` (default: the manifest's).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Items per model call: images per detector call, crops or sentences per encoder call
+    /// (default: the manifest's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Threads in all, 0 = all cores (default: the manifest's).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// [`RuntimeArgs`] with the manifest's defaults applied and checked.
+struct Runtime {
+    device: crate::detect::runtime::Device,
+    batch_size: usize,
+    /// As given: 0 = all cores.
+    threads: usize,
+}
+
+impl RuntimeArgs {
+    /// The flags over the manifest's `[run]`, refusing numbers that have no meaning at 0 or
+    /// would only exhaust the machine.
+    fn resolve(&self, defaults: &crate::manifest::RunDefaults) -> anyhow::Result<Runtime> {
+        let device = match &self.device {
+            Some(d) => d.parse()?,
+            None => defaults.device,
+        };
+        let batch_size = self.batch_size.unwrap_or(defaults.batch_size);
+        let threads = self.threads.unwrap_or(defaults.threads);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if batch_size == 0 {
+            anyhow::bail!("--batch-size (or [run] batch_size) must be at least 1");
+        }
+        if threads > MAX_THREADS_PER_CORE * cores {
+            anyhow::bail!(
+                "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core ({cores} cores): \
+                 ONNX Runtime would start that many threads per session; use 0 for all cores"
+            );
+        }
+        Ok(Runtime {
+            device,
+            batch_size,
+            threads,
+        })
+    }
+}
+
 /// `refaug embed`'s flags (how this run behaves; what it makes is the manifest's `[embed]`).
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -275,15 +319,8 @@ pub struct EmbedArgs {
     /// Only these variants (repeatable); default all of the manifest's.
     #[arg(long = "variant")]
     pub variants: Vec<String>,
-    /// `cpu` or `cuda[:N]`; default the manifest's `[run] device`.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Crops (and sentences) per encoder call; default the manifest's `[run] batch_size`.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Intra-op threads, 0 = all cores; default the manifest's `[run] threads`.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Rewrite embedding shards that are already there.
     #[arg(long)]
     pub force: bool,
@@ -580,21 +617,21 @@ fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::msg)?
             .unwrap_or_default(),
     };
-    let device = match &args.device {
-        Some(d) => d.parse()?,
-        None => manifest.run.device,
-    };
-    let batch_size = args.batch_size.unwrap_or(manifest.run.batch_size);
-    let threads = args.threads.unwrap_or(manifest.run.threads);
-    check_run_numbers(batch_size, threads, args.limit, args.pixel_budget_mpx)?;
+    let runtime = args.runtime.resolve(&manifest.run)?;
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit 0 selects no image; leave --limit out to take every image");
+    }
+    if args.pixel_budget_mpx == 0 {
+        anyhow::bail!("--pixel-budget-mpx must be at least 1");
+    }
     let opts = RunOptions {
         splits: args.splits.clone(),
         variants: args.variants.clone(),
         limit: args.limit,
         worker,
-        device,
-        batch_size,
-        threads,
+        device: runtime.device,
+        batch_size: runtime.batch_size,
+        threads: runtime.threads,
         images_per_shard: manifest.output.images_per_shard,
         force: args.force,
         image_limits: crate::decode::Limits {
@@ -649,32 +686,6 @@ fn run_job(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The run's numbers that have no meaning at 0 or would only exhaust the machine.
-fn check_run_numbers(
-    batch_size: usize,
-    threads: usize,
-    limit: Option<usize>,
-    pixel_budget_mpx: u64,
-) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if batch_size == 0 {
-        anyhow::bail!("--batch-size (or [run] batch_size) must be at least 1");
-    }
-    if threads > MAX_THREADS_PER_CORE * cores {
-        anyhow::bail!(
-            "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core ({cores} cores): \
-             ONNX Runtime would start that many threads per session; use 0 for all cores"
-        );
-    }
-    if limit == Some(0) {
-        anyhow::bail!("--limit 0 selects no image; leave --limit out to take every image");
-    }
-    if pixel_budget_mpx == 0 {
-        anyhow::bail!("--pixel-budget-mpx must be at least 1");
-    }
-    Ok(())
 }
 
 /// More threads than this per core only add switching (and each session starts its own).
@@ -751,8 +762,9 @@ fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
 
 /// `refaug embed`: every selected variant's shards through the manifest's encoder.
 fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
-    use crate::detect::runtime::{Device, RuntimeOptions};
+    use crate::detect::runtime::RuntimeOptions;
     let manifest = crate::manifest::Manifest::load(&args.manifest)?;
+    let runtime = args.runtime.resolve(&manifest.run)?;
     let Some(settings) = manifest.embed.clone() else {
         anyhow::bail!(
             "{}: no [embed] section; add `[embed] encoder = \"encoders/<name>.toml\"`",
@@ -764,18 +776,13 @@ fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: no variant `{v}`", manifest.path.display());
         }
     }
-    let threads = match args.threads.unwrap_or(manifest.run.threads) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let device = match &args.device {
-        Some(d) => d.parse::<Device>()?,
-        None => manifest.run.device,
-    };
     let opts = RuntimeOptions {
-        device,
-        intra_threads: threads,
-        max_batch: args.batch_size.unwrap_or(manifest.run.batch_size).max(1),
+        device: runtime.device,
+        intra_threads: match runtime.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
+        max_batch: runtime.batch_size,
         ..RuntimeOptions::default()
     };
     let spec = crate::embed::spec::EncoderSpec::from_file(&settings.encoder)?;

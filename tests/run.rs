@@ -786,6 +786,16 @@ fn meaningless_numbers_are_refused() {
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(says), "{flag} {value}: {err}");
     }
+    // `refaug embed` shares the model-running flags and their checks.
+    for (flag, value, says) in [
+        ("--threads", "10000", "more than 8 per core"),
+        ("--batch-size", "0", "at least 1"),
+    ] {
+        let o = refaug(&["embed", "--manifest", m, flag, value]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "embed {flag} {value}: {err}");
+        assert!(err.contains(says), "embed {flag} {value}: {err}");
+    }
     assert!(
         !tmp.path().join("out").exists(),
         "a refused run wrote nothing"
