@@ -1,6 +1,7 @@
 //! `refaug run` end to end on the bundled sample with the fixture detectors: rows read back equal the
-//! independently computed expectation, determinism (also across batch sizes and worker splits),
-//! kill-and-resume, the lock, a corrupt image, and `validate` catching a tampered shard.
+//! independently computed expectation, determinism (also across batch sizes, thread models and
+//! worker splits), kill-and-resume, the lock, a corrupt image, and `validate` catching a tampered
+//! shard.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -248,7 +249,9 @@ fn deterministic_across_runs_batch_sizes_and_worker_splits() {
     let mb = manifest(&tmp.path().join("mb").tap_mkdir(), &sample_images(), &b, 4);
     let mc = manifest(&tmp.path().join("mc").tap_mkdir(), &sample_images(), &c, 4);
     run_ok(&ma, &["--batch-size", "1", "--threads", "1"]);
-    run_ok(&mb, &["--batch-size", "8"]);
+    // --threads 0: the sessions share all cores (ONNX Runtime's shared pool); a and c run on
+    // own pools (1 and the manifest's 2 threads in all).
+    run_ok(&mb, &["--batch-size", "8", "--threads", "0"]);
     // Two workers: the first ends with "not complete" (exit 3), the last one completes the output.
     let first = refaug(&[
         "run",
@@ -274,7 +277,7 @@ fn deterministic_across_runs_batch_sizes_and_worker_splits() {
     run_ok(&mc, &["--shard", "1/2"]);
     let ta = tree(&a);
     assert!(ta.len() >= 3 * 3, "{:?}", ta.keys());
-    assert_eq!(ta, tree(&b), "batch size 1 vs 8");
+    assert_eq!(ta, tree(&b), "batch size 1, own pools vs 8, shared pool");
     assert_eq!(ta, tree(&c), "one run vs two workers");
     for v in VARIANTS {
         let manifest = |d: &Path| {

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::dataset::{Dataset, DatasetError};
 use crate::detect::detector::{DetectError, Detector, Prepared, prepare};
-use crate::detect::runtime::{Device, RuntimeOptions, split_threads};
+use crate::detect::runtime::{Device, RuntimeOptions, SHARED_POOL, split_threads};
 use crate::detect::spec::{DetectorSpec, SpecError};
 use crate::detect::{Detection, runtime};
 use crate::manifest::Manifest;
@@ -49,7 +49,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Images per detector call (models with a dynamic batch axis).
     pub batch_size: usize,
-    /// Threads in all (decode pool and detector sessions); 0 = all cores.
+    /// Threads in all (decode pool and detector sessions); 0 = all cores, the sessions sharing
+    /// them (ONNX Runtime's shared pool); n > 0 = n cores, split among the sessions' own pools.
     pub threads: usize,
     /// Images per output shard.
     pub images_per_shard: usize,
@@ -285,12 +286,14 @@ pub fn run(
     }
 
     if !pending.is_empty() {
-        let cores = if opts.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+        let (cores, threads) = if opts.threads == 0 {
+            (
+                runtime::shared_pool_threads(),
+                vec![SHARED_POOL; jobs.len()],
+            )
         } else {
-            opts.threads
+            (opts.threads, split_threads(opts.threads, jobs.len()))
         };
-        let threads = split_threads(cores, jobs.len());
         let mut detectors = Vec::new();
         for (job, intra) in jobs.iter().zip(threads) {
             let ropts = RuntimeOptions {
