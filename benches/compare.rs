@@ -322,7 +322,12 @@ fn main() {
             p.pipeline_s
         );
     }
+    let mut shown: Vec<&String> = Vec::new();
     for mode in &modes {
+        if shown.contains(&mode) {
+            continue;
+        }
+        shown.push(mode);
         let w: Vec<f64> = walls.iter().filter(|w| &w.0 == mode).map(|w| w.1).collect();
         let best = w.iter().copied().fold(f64::INFINITY, f64::min);
         let mean = w.iter().sum::<f64>() / w.len() as f64;

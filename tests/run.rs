@@ -936,6 +936,58 @@ fn use_specs(manifest: &Path, specs: &Path) {
     std::fs::write(manifest, text).unwrap();
 }
 
+/// Each detector thread opens its own session; one that cannot be opened (a model whose input has
+/// the wrong name) stops the run with that error, and no unit is committed.
+#[test]
+fn a_session_that_cannot_be_opened_stops_the_run_before_any_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let det = copy_specs(tmp.path());
+    let spec = det.join("fixture-ultralytics.toml");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("model_sha256") {
+                "model_sha256 = \"unknown\"".to_string()
+            } else if l.starts_with("model =") {
+                format!(
+                    "model = {:?}",
+                    repo().join("tests/data/models/bad_input_name.onnx")
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&spec, text).unwrap();
+    let out = tmp.path().join("out");
+    let m = manifest(tmp.path(), &sample_images(), &out, 2);
+    use_specs(&m, &det);
+    let o = refaug(&["run", "--manifest", m.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("bad_input_name.onnx") && err.contains("input is named `input`"),
+        "{err}"
+    );
+    let committed = std::fs::read_dir(out.join(".refaug/units")).map_or(0, |d| d.count());
+    assert_eq!(committed, 0, "no unit may be committed");
+    for v in VARIANTS {
+        let shards = std::fs::read_dir(out.join(v)).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "parquet")
+            })
+            .count()
+        });
+        assert_eq!(shards, 0, "{v}: no shard may be visible");
+    }
+}
+
 #[test]
 fn a_changed_threshold_detector_or_dataset_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
