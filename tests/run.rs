@@ -866,26 +866,29 @@ fn a_manifest_naming_files_outside_the_output_is_refused() {
     assert_eq!(report.status.code(), Some(2));
 }
 
-#[test]
-fn a_model_without_a_pinned_sha256_runs_with_a_warning() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = std::fs::read_to_string(repo().join("detectors/fixture-ultralytics.toml"))
+/// The fixture ultralytics spec with `model` (a file of `tests/data/models`, absolute) and no
+/// pinned sha256.
+fn unpinned_ultralytics_spec(model: &str) -> String {
+    std::fs::read_to_string(repo().join("detectors/fixture-ultralytics.toml"))
         .unwrap()
         .lines()
         .map(|l| {
             if l.starts_with("model_sha256") {
                 "model_sha256 = \"unknown\"".to_string()
             } else if l.starts_with("model =") {
-                format!(
-                    "model = {:?}",
-                    repo().join("tests/data/models/ultralytics.onnx")
-                )
+                format!("model = {:?}", repo().join("tests/data/models").join(model))
             } else {
                 l.to_string()
             }
         })
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+}
+
+#[test]
+fn a_model_without_a_pinned_sha256_runs_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = unpinned_ultralytics_spec("ultralytics.onnx");
     let det = tmp.path().join("detectors");
     std::fs::create_dir_all(&det).unwrap();
     std::fs::write(det.join("fixture-ultralytics.toml"), spec).unwrap();
@@ -942,25 +945,11 @@ fn use_specs(manifest: &Path, specs: &Path) {
 fn a_session_that_cannot_be_opened_stops_the_run_before_any_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let det = copy_specs(tmp.path());
-    let spec = det.join("fixture-ultralytics.toml");
-    let text = std::fs::read_to_string(&spec)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("model_sha256") {
-                "model_sha256 = \"unknown\"".to_string()
-            } else if l.starts_with("model =") {
-                format!(
-                    "model = {:?}",
-                    repo().join("tests/data/models/bad_input_name.onnx")
-                )
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&spec, text).unwrap();
+    std::fs::write(
+        det.join("fixture-ultralytics.toml"),
+        unpinned_ultralytics_spec("bad_input_name.onnx"),
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     let m = manifest(tmp.path(), &sample_images(), &out, 2);
     use_specs(&m, &det);
