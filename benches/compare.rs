@@ -5,10 +5,13 @@
 //! REFAUG_REFERENCE_VENV=<venv of ../shared/reference/tools/setup_venv.sh> cargo bench --bench compare
 //! ```
 //!
-//! On a generated RefCOCOg-format dataset of N 640×480 JPEGs (default 100; the dataset of
+//! It works on a generated RefCOCOg-format dataset of N 640×480 JPEGs (default 100; the dataset of
 //! `benches/pipeline.rs`, cached under `target/bench-data/N`) and the three graphs of
 //! `../shared/models` (YOLOv8n, DETR-R18 with the torchvision processor, Faster R-CNN
-//! MobileNetV3-320) it measures:
+//! MobileNetV3-320).
+//!
+//! Each of `--rounds` rounds (default 1) measures, back to back so that a round's ratios come from
+//! neighbouring minutes on a machine whose load changes:
 //!
 //! 1. the summed pure inference: each detector's session alone on all cores (a pool of its own
 //!    with one thread per core, as the Python pipeline's default session options), one detector
@@ -16,15 +19,16 @@
 //!    batch 1, the run's default): the time refaug cannot go under without faster kernels;
 //! 2. `refaug run` end to end (dataset loading, sessions, decoding, detection, Parquet), for each
 //!    thread model of `--modes` (`shared`: all cores shared by the sessions, the default of
-//!    `refaug run`; `split`: `--threads <cores>`, each session a pool of its own), `--rounds`
-//!    times, alternated; every run must write the same bytes;
+//!    `refaug run`; `split`: `--threads <cores>`, each session a pool of its own); every run must
+//!    write the same bytes;
 //! 3. the seed-style Python pipeline (`../shared/reference/tools/reference_pipeline.py`: one
 //!    detector after another, PIL decoding, the original libraries' pre- and post-processing, one
 //!    onnxruntime session on all cores each), in a child process with the reference environment's
 //!    Python. Its time is its own `timing.json` total (session loads and image loops; the
-//!    interpreter's start and imports, printed apart, are left out).
+//!    interpreter's start and imports, printed apart, are left out);
 //!
-//! and prints summed inference ÷ refaug (goal ≥ 0.95) and Python ÷ refaug (goal ≥ 1.15).
+//! and prints, per round and as the median over rounds, summed inference ÷ refaug (goal ≥ 0.95)
+//! and Python ÷ refaug (goal ≥ 1.15).
 //!
 //! Options: `--images N`, `--modes shared,split`, `--rounds R`, `--reference-venv DIR` (or
 //! `REFAUG_REFERENCE_VENV`; without it the Python pipeline is skipped and the run says why),
@@ -243,34 +247,53 @@ fn main() {
         .map(|i| data.join(format!("images/COCO_train2014_{:012}.jpg", 100_000 + i)))
         .collect();
 
-    // 1. Summed pure inference.
-    let per_detector = summed_inference(&specs, &images, cores);
-    let summed: f64 = per_detector.iter().sum();
-    println!("\n1. pure inference, each detector alone on {cores} cores, batch 1:");
-    for (spec, s) in specs.iter().zip(&per_detector) {
-        println!("   {:<48} {s:7.1} s", spec.name);
+    let python_exe = if args.iter().any(|a| a == "--skip-python") {
+        Err("skipped (--skip-python)".to_string())
+    } else {
+        reference_python(&args).and_then(|py| {
+            if script.is_file() {
+                Ok(py)
+            } else {
+                Err(format!("{} does not exist", script.display()))
+            }
+        })
+    };
+    if let Err(e) = &python_exe {
+        println!("Python pipeline NOT MEASURED: {e}");
     }
-    println!("   {:<48} {summed:7.1} s", "summed");
 
-    // 2. refaug end to end, the thread models alternated.
-    let mut walls: Vec<(String, f64)> = Vec::new();
+    // Each round measures the three parts back to back, so that a round's ratios come from
+    // neighbouring minutes on a machine whose load changes.
     let mut first_output = None;
-    println!("\n2. refaug run end to end, batch 1:");
+    let mut ratios: Vec<Ratios> = Vec::new();
     for round in 0..rounds {
+        println!("\nround {round}");
+        // 1. Summed pure inference.
+        let per_detector = summed_inference(&specs, &images, cores);
+        let summed: f64 = per_detector.iter().sum();
+        println!("1. pure inference, each detector alone on {cores} cores, batch 1:");
+        for (spec, s) in specs.iter().zip(&per_detector) {
+            println!("   {:<48} {s:7.1} s", spec.name);
+        }
+        println!("   {:<48} {summed:7.1} s", "summed");
+
+        // 2. refaug end to end, the thread models one after another.
+        println!("2. refaug run end to end, batch 1:");
+        let mut walls = Vec::new();
         for mode in &modes {
             let threads = match mode.as_str() {
                 "shared" => 0,
                 "split" => cores,
                 other => panic!("--modes: unknown thread model {other} (shared, split)"),
             };
-            let out = repo().join(format!("target/bench-out/compare-{n}-{}", walls.len()));
+            let out = repo().join(format!("target/bench-out/compare-{n}"));
             let _ = std::fs::remove_dir_all(&out);
             let m = Manifest::load(&write_manifest(&data, &spec_files, &out)).unwrap();
             let t = Instant::now();
             let summary = run(&m, &run_options(threads, 1), &refaug::progress::Silent).unwrap();
             let wall = t.elapsed().as_secs_f64();
             assert_eq!(summary.images, n as u64);
-            println!("   round {round}, {mode:<6} {wall:7.1} s");
+            println!("   {mode:<6} {wall:7.1} s");
             let files = parquet_files(&out);
             assert!(!files.is_empty(), "{}: no Parquet files", out.display());
             match &first_output {
@@ -281,70 +304,91 @@ fn main() {
                 ),
             }
             let _ = std::fs::remove_dir_all(&out);
-            walls.push((mode.clone(), wall));
+            walls.push((mode, wall));
         }
-    }
-    println!("   every run wrote the same bytes (Parquet files compared)");
+        println!("   every run so far wrote the same bytes (Parquet files compared)");
 
-    // 3. The Python pipeline.
-    println!("\n3. seed-style Python pipeline (one detector after another, all cores each):");
-    let python = if args.iter().any(|a| a == "--skip-python") {
-        Err("skipped (--skip-python)".to_string())
-    } else {
-        reference_python(&args).and_then(|py| {
-            if !script.is_file() {
-                return Err(format!("{} does not exist", script.display()));
-            }
-            python_pipeline(
-                &py,
+        // 3. The Python pipeline.
+        let python = python_exe.as_ref().ok().map(|py| {
+            println!("3. seed-style Python pipeline (one detector after another, all cores each):");
+            let p = python_pipeline(
+                py,
                 &script,
                 &data,
                 &models,
                 &specs,
                 &repo().join(format!("target/bench-out/python-{n}")),
             )
-        })
-    };
-    match &python {
-        Ok(p) => println!(
-            "   {:.1} s (its timing.json: session loads and image loops), of which inference \
-             {:.1} s; {:.1} s with the interpreter's start and imports",
-            p.pipeline_s, p.inference_s, p.process_s
-        ),
-        Err(e) => println!("   NOT MEASURED: {e}"),
+            .unwrap_or_else(|e| panic!("{e}"));
+            println!(
+                "   {:.1} s (its timing.json: session loads and image loops), of which inference \
+                 {:.1} s; {:.1} s with the interpreter's start and imports",
+                p.pipeline_s, p.inference_s, p.process_s
+            );
+            p.pipeline_s
+        });
+
+        for (mode, wall) in walls {
+            let py = python.map(|p| p / wall);
+            println!(
+                "   {mode:<6} summed inference / refaug = {:.3} (goal >= 0.95); Python / refaug = {}",
+                summed / wall,
+                py.map_or("not measured".to_string(), |r| format!(
+                    "{r:.3} (goal >= 1.15)"
+                ))
+            );
+            ratios.push(Ratios {
+                mode: mode.clone(),
+                inference: summed / wall,
+                python: py,
+            });
+        }
     }
 
-    println!("\nsummary ({n} images, {cores} cores):");
-    println!("   summed pure inference              {summed:7.1} s");
-    if let Ok(p) = &python {
-        println!(
-            "   Python pipeline                    {:7.1} s",
-            p.pipeline_s
-        );
-    }
+    println!(
+        "\nsummary ({n} images, {cores} cores, {rounds} round(s)): median of the rounds' ratios"
+    );
     let mut shown: Vec<&String> = Vec::new();
     for mode in &modes {
         if shown.contains(&mode) {
             continue;
         }
         shown.push(mode);
-        let w: Vec<f64> = walls.iter().filter(|w| &w.0 == mode).map(|w| w.1).collect();
-        let best = w.iter().copied().fold(f64::INFINITY, f64::min);
-        let mean = w.iter().sum::<f64>() / w.len() as f64;
+        let of = |f: &dyn Fn(&Ratios) -> Option<f64>| {
+            median(
+                ratios
+                    .iter()
+                    .filter(|r| &r.mode == mode)
+                    .filter_map(f)
+                    .collect(),
+            )
+        };
         println!(
-            "   refaug, {mode:<6} (best of {})          {best:7.1} s (mean {mean:.1} s)",
-            w.len()
+            "   {mode:<6} summed inference / refaug = {} (goal >= 0.95); Python / refaug = {} (goal >= 1.15)",
+            of(&|r| Some(r.inference)).map_or("-".into(), |v| format!("{v:.3}")),
+            of(&|r| r.python).map_or("not measured".into(), |v| format!("{v:.3}"))
         );
-        println!(
-            "      summed inference / refaug = {:.3} (goal >= 0.95)",
-            summed / best
-        );
-        match &python {
-            Ok(p) => println!(
-                "      Python / refaug            = {:.3} (goal >= 1.15)",
-                p.pipeline_s / best
-            ),
-            Err(_) => println!("      Python / refaug            = not measured (see 3.)"),
-        }
     }
+}
+
+/// One round's ratios for one thread model.
+struct Ratios {
+    mode: String,
+    /// Summed pure inference ÷ refaug's wall.
+    inference: f64,
+    /// Python pipeline ÷ refaug's wall.
+    python: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let k = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[k]
+    } else {
+        (v[k - 1] + v[k]) / 2.0
+    })
 }
