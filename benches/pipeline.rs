@@ -2,189 +2,56 @@
 //!
 //! On a generated dataset of N 640×480 JPEGs (RefCOCOg format, one ref per image) it reports, in one
 //! process and one run so that ratios are meaningful on a noisy machine:
-//! 1. decode throughput and decode + pre-processing throughput per core, per family;
-//! 2. pure inference: every detector running side by side on pre-made tensors, with the same thread
-//!    split as the pipeline gives them (images/s of the slowest);
-//! 3. end to end: `refaug run` on the dataset (images/s), and the pipeline efficiency
-//!    = end-to-end ÷ the slowest detector's pure inference;
+//! 1. decode throughput and decode + pre-processing throughput per core, per family, from the
+//!    thread's CPU time (best of 3 passes over up to 100 images), and a sha256 of the decoded
+//!    pixels (to compare builds: with and without libjpeg-turbo's SIMD it must not change);
+//! 2. pure inference: every detector running side by side on pre-made tensors, in the pipeline's
+//!    thread model (images/s of the slowest);
+//! 3. end to end: `refaug run` on the dataset (images/s), and end-to-end ÷ the slowest detector's
+//!    side-by-side pure inference (a weak bound: the honest one, end to end against the summed
+//!    inference of every detector alone on all cores, is `benches/compare.rs`);
 //! 4. peak RSS of a whole run at two dataset sizes (a child process each), which should be about equal.
 //!
 //! Options: `--images N` (default 500), `--detectors a.toml,b.toml` (default: the ../shared models
 //! when present — YOLOv8n, DETR, Faster R-CNN — else the test fixtures), `--rss N1,N2` (default
-//! 100,1000; fixture detectors, so that it measures the pipeline's own memory), `--threads T`.
+//! 100,1000; fixture detectors, so that it measures the pipeline's own memory), `--threads T`,
+//! `--decode-only` (stop after 1).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
+use common::{arg, dataset, raw_shape, repo, run_options, write_manifest};
 use image::RgbImage;
 use refaug::detect::detector::{Detector, prepare};
-use refaug::detect::runtime::{Device, RuntimeOptions, split_threads};
+use refaug::detect::runtime::{Device, RuntimeOptions, SHARED_POOL, split_threads};
 use refaug::detect::spec::DetectorSpec;
 use refaug::manifest::Manifest;
-use refaug::pipeline::plan::Worker;
-use refaug::pipeline::run::{RunOptions, run};
+use refaug::pipeline::run::run;
+use sha2::Digest;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-/// A deterministic synthetic scene: gradient, a few rectangles, a little noise.
-fn scene(seed: u64, w: u32, h: u32) -> RgbImage {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
+/// CPU seconds of this thread.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    let rects: Vec<(u32, u32, u32, u32, [u8; 3])> = (0..6)
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_THREAD_CPUTIME_ID is always available on
+    // Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The least CPU time of this thread `f` took in 3 calls.
+fn best_of_3(mut f: impl FnMut()) -> f64 {
+    (0..3)
         .map(|_| {
-            let x0 = (next() % w as u64) as u32;
-            let y0 = (next() % h as u64) as u32;
-            let x1 = (x0 + 20 + (next() % 300) as u32).min(w);
-            let y1 = (y0 + 20 + (next() % 300) as u32).min(h);
-            let c = next();
-            (x0, y0, x1, y1, [c as u8, (c >> 8) as u8, (c >> 16) as u8])
+            let t = thread_cpu_s();
+            f();
+            thread_cpu_s() - t
         })
-        .collect();
-    let noise: Vec<u8> = (0..(w * h) as usize).map(|_| (next() % 9) as u8).collect();
-    RgbImage::from_fn(w, h, |x, y| {
-        let n = noise[(y * w + x) as usize];
-        for &(x0, y0, x1, y1, c) in &rects {
-            if x >= x0 && x < x1 && y >= y0 && y < y1 {
-                return image::Rgb([
-                    c[0].saturating_add(n),
-                    c[1].saturating_add(n),
-                    c[2].saturating_add(n),
-                ]);
-            }
-        }
-        image::Rgb([
-            (x * 255 / w) as u8 ^ n,
-            (y * 255 / h) as u8,
-            128u8.wrapping_add(n),
-        ])
-    })
-}
-
-/// Writes (once) a RefCOCOg-format dataset of `n` 640×480 JPEGs under target/bench-data/<n>.
-fn dataset(n: usize) -> PathBuf {
-    let root = repo().join("target/bench-data").join(n.to_string());
-    if root.join("annotations/refs(umd).p").exists() {
-        return root;
-    }
-    let images = root.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::create_dir_all(root.join("annotations")).unwrap();
-    let (w, h) = (640u32, 480u32);
-    let mut inst_images = Vec::new();
-    let mut anns = Vec::new();
-    let mut refs = Vec::new();
-    for i in 0..n {
-        let id = 100_000 + i as i64;
-        let name = format!("COCO_train2014_{id:012}.jpg");
-        let img = scene(i as u64 + 1, w, h);
-        let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
-            .encode_image(&img)
-            .unwrap();
-        std::fs::write(images.join(&name), bytes).unwrap();
-        inst_images.push(serde_json::json!({"id": id, "file_name": name, "width": w, "height": h}));
-        anns.push(
-            serde_json::json!({"id": id * 10, "image_id": id, "category_id": 1,
-            "bbox": [50.0, 60.0, 200.0, 150.0], "area": 30000.0, "iscrowd": 0}),
-        );
-        let split = ["train", "val", "test"][i % 3];
-        let mut sentence = std::collections::BTreeMap::new();
-        sentence.insert("sent_id", serde_pickle::Value::I64(i as i64));
-        let text = serde_pickle::Value::String("the thing on the left".into());
-        let sent = serde_pickle::Value::Dict(
-            [
-                ("sent_id", serde_pickle::Value::I64(i as i64)),
-                ("sent", text.clone()),
-                ("raw", text),
-                (
-                    "tokens",
-                    serde_pickle::Value::List(
-                        ["the", "thing", "on", "the", "left"]
-                            .iter()
-                            .map(|t| serde_pickle::Value::String(t.to_string()))
-                            .collect(),
-                    ),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (serde_pickle::HashableValue::String(k.into()), v))
-            .collect(),
-        );
-        let r = serde_pickle::Value::Dict(
-            [
-                ("ref_id", serde_pickle::Value::I64(i as i64)),
-                ("ann_id", serde_pickle::Value::I64(id * 10)),
-                ("image_id", serde_pickle::Value::I64(id)),
-                ("category_id", serde_pickle::Value::I64(1)),
-                ("split", serde_pickle::Value::String(split.into())),
-                (
-                    "file_name",
-                    serde_pickle::Value::String(format!("COCO_train2014_{id:012}_{}.jpg", id * 10)),
-                ),
-                (
-                    "sent_ids",
-                    serde_pickle::Value::List(vec![serde_pickle::Value::I64(i as i64)]),
-                ),
-                ("sentences", serde_pickle::Value::List(vec![sent])),
-            ]
-            .into_iter()
-            .map(|(k, v)| (serde_pickle::HashableValue::String(k.into()), v))
-            .collect(),
-        );
-        refs.push(r);
-    }
-    let instances = serde_json::json!({
-        "images": inst_images,
-        "annotations": anns,
-        "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
-    });
-    std::fs::write(
-        root.join("annotations/instances.json"),
-        serde_json::to_vec(&instances).unwrap(),
-    )
-    .unwrap();
-    let pickle = serde_pickle::value_to_vec(
-        &serde_pickle::Value::List(refs),
-        serde_pickle::SerOptions::new().proto_v2(),
-    )
-    .unwrap();
-    std::fs::write(root.join("annotations/refs(umd).p"), pickle).unwrap();
-    root
-}
-
-fn write_manifest(data: &Path, specs: &[PathBuf], out: &Path) -> PathBuf {
-    let mut text = format!(
-        "[dataset]\nkind = \"refcocog\"\nsplit_by = \"umd\"\nannotations = \"{}\"\nimages = \"{}\"\n\n",
-        data.join("annotations").display(),
-        data.join("images").display()
-    );
-    for (i, s) in specs.iter().enumerate() {
-        text.push_str(&format!(
-            "[[variant]]\nname = \"v{i}\"\ndetector = \"{}\"\n\n",
-            s.display()
-        ));
-    }
-    text.push_str(&format!(
-        "[output]\ndir = \"{}\"\nimages_per_shard = 100\n",
-        out.display()
-    ));
-    let path = out.with_extension("toml");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn peak_rss_kib() -> u64 {
@@ -196,22 +63,6 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
-}
-
-fn run_options(threads: usize) -> RunOptions {
-    RunOptions {
-        splits: None,
-        variants: None,
-        limit: None,
-        worker: Worker::default(),
-        device: Device::Cpu,
-        batch_size: 4,
-        threads,
-        images_per_shard: 100,
-        force: true,
-        image_limits: refaug::decode::Limits::default(),
-        pixel_budget: refaug::pipeline::run::DEFAULT_PIXEL_BUDGET,
-    }
 }
 
 fn main() {
@@ -235,7 +86,7 @@ fn main() {
         // A fresh output: a committed one would be resumed, i.e. skipped.
         let _ = std::fs::remove_dir_all(&out);
         let m = Manifest::load(&write_manifest(&data, &fixtures, &out)).unwrap();
-        run(&m, &run_options(threads), &refaug::progress::Silent).unwrap();
+        run(&m, &run_options(threads, 4), &refaug::progress::Silent).unwrap();
         println!("{}", peak_rss_kib());
         return;
     }
@@ -275,33 +126,52 @@ fn main() {
         .map(|p| DetectorSpec::from_file(p).unwrap())
         .collect();
 
-    // 1. Decode and pre-processing, one core.
-    let files: Vec<PathBuf> = (0..n.min(60))
+    // 1. Decode and pre-processing, one core. Rates per core come from this thread's CPU time
+    // (best of 3 passes), so that other processes on the machine do not count.
+    let files: Vec<PathBuf> = (0..n.min(100))
         .map(|i| data.join(format!("images/COCO_train2014_{:012}.jpg", 100_000 + i)))
         .collect();
-    let t = Instant::now();
-    let decoded: Vec<RgbImage> = files
-        .iter()
-        .map(|f| refaug::decode::decode_file(f).unwrap())
-        .collect();
-    let decode_rate = files.len() as f64 / t.elapsed().as_secs_f64();
-    println!("\n1. per core: decode {decode_rate:.1} images/s");
+    let mut decoded: Vec<RgbImage> = Vec::new();
+    let decode_s = best_of_3(|| {
+        decoded = files
+            .iter()
+            .map(|f| refaug::decode::decode_file(f).unwrap())
+            .collect();
+    }) / files.len() as f64;
+    let mut pixels = sha2::Sha256::new();
+    for img in &decoded {
+        pixels.update(img.as_raw());
+    }
+    println!(
+        "\n1. per core: decode {:.1} images/s ({:.2} ms/image); decoded pixels of {} images: sha256 {}",
+        1.0 / decode_s,
+        decode_s * 1e3,
+        files.len(),
+        hex::encode(pixels.finalize())
+    );
     for spec in &loaded {
-        let t = Instant::now();
-        for img in &decoded {
-            std::hint::black_box(prepare(spec, img));
-        }
-        let prep = t.elapsed().as_secs_f64() / decoded.len() as f64;
-        let both = 1.0 / (1.0 / decode_rate + prep);
+        let prep = best_of_3(|| {
+            for img in &decoded {
+                std::hint::black_box(prepare(spec, img));
+            }
+        }) / decoded.len() as f64;
         println!(
-            "   {:<45} pre-processing {:6.1} ms/image; decode + pre-processing {both:6.1} images/s",
+            "   {:<45} pre-processing {:6.2} ms/image; decode + pre-processing {:6.1} images/s",
             format!("{} ({:?})", spec.name, spec.family()),
-            prep * 1e3
+            prep * 1e3,
+            1.0 / (decode_s + prep)
         );
     }
+    if args.iter().any(|a| a == "--decode-only") {
+        return;
+    }
 
-    // 2. Pure inference, side by side, the pipeline's thread split.
-    let split = split_threads(cores, loaded.len());
+    // 2. Pure inference, side by side, in the pipeline's thread model: all cores shared (threads 0), or split among own pools.
+    let split = if threads == 0 {
+        vec![SHARED_POOL; loaded.len()]
+    } else {
+        split_threads(cores, loaded.len())
+    };
     let reps = n.clamp(4, 24);
     let mut rates = Vec::new();
     std::thread::scope(|scope| {
@@ -318,12 +188,7 @@ fn main() {
                         max_batch: 1,
                     };
                     let mut d = Detector::new(spec.clone(), &opts).unwrap();
-                    let shape: Vec<usize> = if spec.family() == refaug::detect::Family::Torchvision
-                    {
-                        vec![3, input.tensor.height, input.tensor.width]
-                    } else {
-                        vec![1, 3, input.tensor.height, input.tensor.width]
-                    };
+                    let shape = raw_shape(spec.family(), &input);
                     d.run_raw(&shape, &input.tensor.data).unwrap(); // warm-up
                     let t = Instant::now();
                     for _ in 0..reps {
@@ -345,7 +210,11 @@ fn main() {
         "\n2. pure inference on pre-made tensors, all detectors side by side ({reps} calls each):"
     );
     for (name, intra, rate) in &rates {
-        println!("   {name:<45} {intra} thread(s): {rate:6.2} images/s");
+        let threads = match *intra {
+            SHARED_POOL => "shared pool".to_string(),
+            n => format!("{n} thread(s)"),
+        };
+        println!("   {name:<45} {threads}: {rate:6.2} images/s");
     }
     let slowest = rates.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
 
@@ -354,7 +223,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&out);
     let m = Manifest::load(&write_manifest(&data, &specs, &out)).unwrap();
     let t = Instant::now();
-    let summary = run(&m, &run_options(threads), &refaug::progress::Silent).unwrap();
+    let summary = run(&m, &run_options(threads, 4), &refaug::progress::Silent).unwrap();
     let wall = t.elapsed().as_secs_f64();
     let e2e = summary.images as f64 / wall;
     println!(
@@ -362,7 +231,7 @@ fn main() {
         summary.images
     );
     println!(
-        "   pipeline efficiency = end-to-end / slowest pure inference = {:.3}",
+        "   end-to-end / slowest side-by-side pure inference = {:.3} (not the bound: see `--bench compare`)",
         e2e / slowest
     );
 

@@ -26,7 +26,7 @@
 //! [run]                                           # optional, every key optional
 //! device = "cpu"                                  # cpu | cuda | cuda:N
 //! batch_size = 4                                  # default 1
-//! threads = 0                                     # 0 = all cores (default)
+//! threads = 0                                     # 0 = all cores, shared (default)
 //! ```
 //!
 //! The SHA-256 digests are checked by [`crate::dataset::load`], which hashes the bytes it parses
@@ -83,7 +83,7 @@ pub struct RunDefaults {
     pub device: Device,
     /// Images per detector batch, at least 1.
     pub batch_size: usize,
-    /// Worker threads; 0 means all cores.
+    /// Threads in all; 0 means all cores, the sessions sharing them (see `RunOptions::threads`).
     pub threads: usize,
 }
 

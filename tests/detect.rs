@@ -11,7 +11,7 @@ use std::process::Command;
 use image::RgbImage;
 use refaug::detect::Detection;
 use refaug::detect::detector::{BatchAxis, DetectError, Detector, RawData, prepare};
-use refaug::detect::runtime::{Device, RuntimeOptions, runtime};
+use refaug::detect::runtime::{Device, RuntimeOptions, SHARED_POOL, runtime};
 use refaug::detect::spec::{DetectorSpec, ModelHash};
 use serde_json::Value;
 
@@ -509,6 +509,51 @@ fn raw_batch_elements_are_the_single_runs() {
     );
     for (a, b) in batch[n..].iter().zip(second) {
         assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
+
+/// The thread model is a speed setting: a session on the process's shared pool and sessions with
+/// own pools of 1 and 3 threads give the same bits for every family's fixture (the output files
+/// must not depend on it; `tests/run.rs` checks whole runs).
+#[test]
+fn shared_pool_and_own_pools_give_the_same_bits() {
+    let bits = |outputs: Vec<refaug::detect::detector::RawTensor>| -> Vec<(String, Vec<u64>)> {
+        outputs
+            .into_iter()
+            .map(|t| {
+                let v = match t.data {
+                    RawData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
+                    RawData::I64(v) => v.iter().map(|&x| x as u64).collect(),
+                };
+                (t.name, v)
+            })
+            .collect()
+    };
+    for (spec_name, family) in [
+        ("fixture-yolov5", "yolov5"),
+        ("fixture-ultralytics", "ultralytics"),
+        ("fixture-detr", "detr"),
+        ("fixture-torchvision", "torchvision"),
+    ] {
+        let shape: Vec<usize> = json("raw_outputs.json")[family]["input_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let input = raw_input(&shape);
+        let run = |intra_threads: usize| {
+            let opts = RuntimeOptions {
+                intra_threads,
+                ..opts(1)
+            };
+            let mut d = Detector::new(spec(spec_name), &opts).unwrap();
+            bits(d.run_raw(&shape, &input).unwrap())
+        };
+        let shared = run(SHARED_POOL);
+        assert!(!shared.is_empty() && shared.iter().all(|(_, v)| !v.is_empty()));
+        assert_eq!(shared, run(1), "{spec_name}: shared pool vs 1 own thread");
+        assert_eq!(shared, run(3), "{spec_name}: shared pool vs 3 own threads");
     }
 }
 

@@ -1,6 +1,7 @@
 //! `refaug run` end to end on the bundled sample with the fixture detectors: rows read back equal the
-//! independently computed expectation, determinism (also across batch sizes and worker splits),
-//! kill-and-resume, the lock, a corrupt image, and `validate` catching a tampered shard.
+//! independently computed expectation, determinism (also across batch sizes, thread models and
+//! worker splits), kill-and-resume, the lock, a corrupt image, and `validate` catching a tampered
+//! shard.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -248,7 +249,9 @@ fn deterministic_across_runs_batch_sizes_and_worker_splits() {
     let mb = manifest(&tmp.path().join("mb").tap_mkdir(), &sample_images(), &b, 4);
     let mc = manifest(&tmp.path().join("mc").tap_mkdir(), &sample_images(), &c, 4);
     run_ok(&ma, &["--batch-size", "1", "--threads", "1"]);
-    run_ok(&mb, &["--batch-size", "8"]);
+    // --threads 0: the sessions share all cores (ONNX Runtime's shared pool); a and c run on
+    // own pools (1 and the manifest's 2 threads in all).
+    run_ok(&mb, &["--batch-size", "8", "--threads", "0"]);
     // Two workers: the first ends with "not complete" (exit 3), the last one completes the output.
     let first = refaug(&[
         "run",
@@ -274,7 +277,7 @@ fn deterministic_across_runs_batch_sizes_and_worker_splits() {
     run_ok(&mc, &["--shard", "1/2"]);
     let ta = tree(&a);
     assert!(ta.len() >= 3 * 3, "{:?}", ta.keys());
-    assert_eq!(ta, tree(&b), "batch size 1 vs 8");
+    assert_eq!(ta, tree(&b), "batch size 1, own pools vs 8, shared pool");
     assert_eq!(ta, tree(&c), "one run vs two workers");
     for v in VARIANTS {
         let manifest = |d: &Path| {
@@ -863,26 +866,29 @@ fn a_manifest_naming_files_outside_the_output_is_refused() {
     assert_eq!(report.status.code(), Some(2));
 }
 
-#[test]
-fn a_model_without_a_pinned_sha256_runs_with_a_warning() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = std::fs::read_to_string(repo().join("detectors/fixture-ultralytics.toml"))
+/// The fixture ultralytics spec with `model` (a file of `tests/data/models`, absolute) and no
+/// pinned sha256.
+fn unpinned_ultralytics_spec(model: &str) -> String {
+    std::fs::read_to_string(repo().join("detectors/fixture-ultralytics.toml"))
         .unwrap()
         .lines()
         .map(|l| {
             if l.starts_with("model_sha256") {
                 "model_sha256 = \"unknown\"".to_string()
             } else if l.starts_with("model =") {
-                format!(
-                    "model = {:?}",
-                    repo().join("tests/data/models/ultralytics.onnx")
-                )
+                format!("model = {:?}", repo().join("tests/data/models").join(model))
             } else {
                 l.to_string()
             }
         })
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+}
+
+#[test]
+fn a_model_without_a_pinned_sha256_runs_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = unpinned_ultralytics_spec("ultralytics.onnx");
     let det = tmp.path().join("detectors");
     std::fs::create_dir_all(&det).unwrap();
     std::fs::write(det.join("fixture-ultralytics.toml"), spec).unwrap();
@@ -931,6 +937,44 @@ fn use_specs(manifest: &Path, specs: &Path) {
         &specs.display().to_string(),
     );
     std::fs::write(manifest, text).unwrap();
+}
+
+/// Each detector thread opens its own session; one that cannot be opened (a model whose input has
+/// the wrong name) stops the run with that error, and no unit is committed.
+#[test]
+fn a_session_that_cannot_be_opened_stops_the_run_before_any_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let det = copy_specs(tmp.path());
+    std::fs::write(
+        det.join("fixture-ultralytics.toml"),
+        unpinned_ultralytics_spec("bad_input_name.onnx"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let m = manifest(tmp.path(), &sample_images(), &out, 2);
+    use_specs(&m, &det);
+    let o = refaug(&["run", "--manifest", m.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("bad_input_name.onnx") && err.contains("input is named `input`"),
+        "{err}"
+    );
+    let committed = std::fs::read_dir(out.join(".refaug/units")).map_or(0, |d| d.count());
+    assert_eq!(committed, 0, "no unit may be committed");
+    for v in VARIANTS {
+        let shards = std::fs::read_dir(out.join(v)).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "parquet")
+            })
+            .count()
+        });
+        assert_eq!(shards, 0, "{v}: no shard may be visible");
+    }
 }
 
 #[test]

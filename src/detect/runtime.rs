@@ -17,7 +17,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::sync::{Mutex, OnceLock};
 
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::ep;
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
@@ -122,12 +122,19 @@ impl FromStr for Device {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuntimeOptions {
     pub device: Device,
-    /// Intra-op threads of this session. Several detectors run side by side in one process, next
-    /// to the decoding threads, so each session gets an explicit share of the cores instead of
-    /// ONNX Runtime's default (one thread per core per session), which would oversubscribe them.
+    /// Intra-op threads of this session: [`SHARED_POOL`] (0) = none of its own: it runs on the
+    /// process's shared pool, one thread per core, together with every other session that does;
+    /// n > 0 = a pool of n threads of its own.
+    ///
+    /// Sessions side by side on the shared pool use all the cores between them whatever their
+    /// costs: while one waits for input, the others get its cores. Own pools give each session a
+    /// fixed slice, so a fast session that waits leaves its cores idle while the slow one runs on
+    /// its own slice (measured in BENCHMARKS.md). The shared pool is ONNX Runtime's global
+    /// (environment-level) intra-op pool with per-session threads disabled.
     pub intra_threads: usize,
-    /// Let idle intra-op threads spin before sleeping. Spinning lowers latency for one session
-    /// alone but burns the cores other sessions and the decoders need; off by default.
+    /// Let idle intra-op threads of an own pool spin before sleeping. Spinning lowers latency for
+    /// one session alone but burns the cores other sessions and the decoders need; off by
+    /// default. The shared pool never spins.
     pub spinning: bool,
     /// The most images per model call when the model has a dynamic batch axis.
     pub max_batch: usize,
@@ -144,8 +151,16 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// Split `cores` among `sessions` side-by-side sessions: every session gets at least one thread,
-/// the remainder goes to the first ones.
+/// [`RuntimeOptions::intra_threads`] for a session on the process's shared pool.
+pub const SHARED_POOL: usize = 0;
+
+/// The threads of the process's shared pool: one per core.
+pub fn shared_pool_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Split `cores` among `sessions` side-by-side sessions with pools of their own: every session
+/// gets at least one thread, the remainder goes to the first ones.
 pub fn split_threads(cores: usize, sessions: usize) -> Vec<usize> {
     let base = cores / sessions.max(1);
     let extra = cores % sessions.max(1);
@@ -332,9 +347,21 @@ impl Runtime {
             path: library.clone(),
             source,
         })?;
+        // The shared pool (see `RuntimeOptions::intra_threads`): one intra-op thread per core (the
+        // thread calling `Run` counts as one, as in a session's own pool), no inter-op threads
+        // (every session runs its graph sequentially), no spinning (the decoders need the cores).
+        let pool = GlobalThreadPoolOptions::default()
+            .with_intra_threads(shared_pool_threads())
+            .and_then(|p| p.with_inter_threads(1))
+            .and_then(|p| p.with_spin_control(false))
+            .map_err(|source| RuntimeError::Environment {
+                path: library.clone(),
+                source,
+            })?;
         let env = builder
             .with_name("refaug")
             .with_telemetry(false)
+            .with_global_thread_pool(pool)
             .build()
             .map_err(|source| RuntimeError::Environment {
                 path: library.clone(),
@@ -397,13 +424,19 @@ impl Runtime {
     }
 
     fn build_session(&self, model: &Path, opts: &RuntimeOptions) -> ort::Result<Session> {
-        let mut builder = Session::builder(&self.env)?
-            .with_intra_threads(opts.intra_threads.max(1))?
-            // Sequential execution: the inter-op pool is unused; 1 keeps it from spawning threads
-            // that would compete with the other sessions.
-            .with_inter_threads(1)?
-            .with_parallel_execution(false)?
-            .with_intra_op_spinning(opts.spinning)?;
+        // Sequential execution: a graph's operators run one after another, each parallel inside.
+        let mut builder = Session::builder(&self.env)?.with_parallel_execution(false)?;
+        if opts.intra_threads != SHARED_POOL {
+            // Without this, `ort` disables the session's own threads since the environment has
+            // the shared pool.
+            builder = builder
+                .with_independent_thread_pool()?
+                .with_intra_threads(opts.intra_threads)?
+                // The inter-op pool is unused; 1 keeps it from spawning threads that would
+                // compete with the other sessions.
+                .with_inter_threads(1)?
+                .with_intra_op_spinning(opts.spinning)?;
+        }
         if let Device::Cuda(n) = opts.device {
             let cuda = ep::CUDA::default()
                 .with_device_id(n as i32)

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::dataset::{Dataset, DatasetError};
 use crate::detect::detector::{DetectError, Detector, Prepared, prepare};
-use crate::detect::runtime::{Device, RuntimeOptions, split_threads};
+use crate::detect::runtime::{Device, RuntimeOptions, SHARED_POOL, split_threads};
 use crate::detect::spec::{DetectorSpec, SpecError};
 use crate::detect::{Detection, runtime};
 use crate::manifest::Manifest;
@@ -49,7 +49,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Images per detector call (models with a dynamic batch axis).
     pub batch_size: usize,
-    /// Threads in all (decode pool and detector sessions); 0 = all cores.
+    /// Threads in all (decode pool and detector sessions); 0 = all cores, the sessions sharing
+    /// them (ONNX Runtime's shared pool); n > 0 = n cores, split among the sessions' own pools.
     pub threads: usize,
     /// Images per output shard.
     pub images_per_shard: usize,
@@ -285,22 +286,23 @@ pub fn run(
     }
 
     if !pending.is_empty() {
-        let cores = if opts.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+        let (cores, threads) = if opts.threads == 0 {
+            (
+                runtime::shared_pool_threads(),
+                vec![SHARED_POOL; jobs.len()],
+            )
         } else {
-            opts.threads
+            (opts.threads, split_threads(opts.threads, jobs.len()))
         };
-        let threads = split_threads(cores, jobs.len());
-        let mut detectors = Vec::new();
-        for (job, intra) in jobs.iter().zip(threads) {
-            let ropts = RuntimeOptions {
+        let sessions: Vec<RuntimeOptions> = threads
+            .into_iter()
+            .map(|intra| RuntimeOptions {
                 device: opts.device,
                 intra_threads: intra,
                 spinning: false,
                 max_batch: opts.batch_size.max(1),
-            };
-            detectors.push(Detector::new(job.spec.clone(), &ropts)?);
-        }
+            })
+            .collect();
         let rt = runtime::runtime().map_err(|e| RunError::Usage(e.to_string()))?;
         let provenance = Provenance {
             onnxruntime: rt.version().to_string(),
@@ -322,7 +324,7 @@ pub fn run(
             provenance,
             reporter,
         };
-        execute(&ctx, &pending, detectors, cores, &mut summary)?;
+        execute(&ctx, &pending, &sessions, cores, &mut summary)?;
         reporter.finish();
     }
 
@@ -351,15 +353,19 @@ struct Context<'a> {
     reporter: &'a dyn Reporter,
 }
 
-/// How many decoded images wait in each detector's queue at most.
+/// How many decoded images wait in each detector's queue at most (`batch`: the run's batch size).
 fn queue_depth(batch: usize) -> usize {
     2 * batch.max(1) + 4
 }
 
+/// Runs the stages. Each detector thread opens its own session (`sessions[v]` for variant `v`),
+/// so the fast detectors start working while a slow one's session is still being built (DETR's
+/// takes seconds); a session that cannot be opened stops the run with its error, before any unit
+/// is committed (a unit needs every variant).
 fn execute(
     ctx: &Context<'_>,
     pending: &[&Unit],
-    detectors: Vec<Detector>,
+    sessions: &[RuntimeOptions],
     cores: usize,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
@@ -372,15 +378,20 @@ fn execute(
 
     std::thread::scope(|scope| {
         let mut queues = Vec::new();
-        for (variant, mut detector) in detectors.into_iter().enumerate() {
-            let depth = queue_depth(detector.batch_limit());
-            let (tx, rx) = bounded::<ToDetector>(depth);
+        let mut detectors = Vec::new();
+        for (variant, (job, ropts)) in ctx.jobs.iter().zip(sessions).enumerate() {
+            let (tx, rx) = bounded::<ToDetector>(queue_depth(ropts.max_batch));
             queues.push(tx);
             let out = to_collector.clone();
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("refaug-detect-{variant}"))
-                .spawn_scoped(scope, move || detect_loop(variant, &mut detector, rx, out))
+                .spawn_scoped(scope, move || {
+                    let mut detector = Detector::new(job.spec.clone(), ropts)?;
+                    detect_loop(variant, &mut detector, rx, out);
+                    Ok::<(), DetectError>(())
+                })
                 .expect("spawn detector thread");
+            detectors.push(handle);
         }
         drop(to_collector);
         let dataset = ctx.dataset;
@@ -393,7 +404,14 @@ fn execute(
                 decode_loop(dataset, &specs, pending, &pool, queues, reporter, &limits)
             })
             .expect("spawn decoder thread");
-        collect(ctx, pending, from_detectors, summary)
+        let collected = collect(ctx, pending, from_detectors, summary);
+        // A session that could not be opened is the cause of a stopped pipeline: report it.
+        for handle in detectors {
+            if let Ok(Err(e)) = handle.join() {
+                return Err(RunError::Detect(e));
+            }
+        }
+        collected
     })
 }
 
