@@ -143,6 +143,11 @@ impl Encoder {
         &self.spec
     }
 
+    /// The most crops per image-encoder call (`max_batch`, or 1 for a fixed batch axis).
+    pub fn image_batch_limit(&self) -> usize {
+        self.image.batch_limit
+    }
+
     /// The sha256 of the image and text model files that were loaded.
     pub fn model_sha256(&self) -> (&str, &str) {
         (&self.image_sha256, &self.text_sha256)
