@@ -203,8 +203,14 @@ const ROW_LAYOUT: &str = "Why one row per ref (and not per image): per-ref rows 
     the whole split into memory once per run, so the 1.6 GB difference costs disk, not epochs; \
     a per-image layout would be a new major version of this contract.";
 
-const PRECISION: &str = "Vectors are float32. A float16 option would halve the vectors' bytes; \
-    it is not offered (see the README's embeddings section for the measurement behind that).";
+const PRECISION: &str = "Vectors are float32; no float16 option. Measured with \
+    `tools/float16_effect.py` on the sample: float16 vectors make the files 0.41 × the size with \
+    ../shared's small CLIP RN50 (D = 1024) and 0.78 × with the fixture (D = 16), but rounding the \
+    vectors to float16 changed 3 of the 32 train refs' zero-shot picks with the small RN50 (whose \
+    random weights leave candidate similarities nearly tied), none with the fixture. The effect \
+    depends on how close the candidates' similarities are, which only the real RN50's weights \
+    say, and they were not available to measure; until that measurement exists, float32 keeps \
+    the heads' inputs exactly what CLIP computed.";
 
 #[derive(Serialize)]
 struct ContractJson {
