@@ -476,7 +476,7 @@ pub fn huggingface_metadata_of(columns: &[ColumnSpec], dim: usize) -> String {
 
 /// One column in a `schemas/*.schema.json`.
 #[derive(Serialize)]
-pub(crate) struct ColumnJson {
+struct ColumnJson {
     name: &'static str,
     #[serde(rename = "type")]
     ty: &'static str,
@@ -492,7 +492,7 @@ pub(crate) struct ColumnJson {
 }
 
 impl ColumnJson {
-    pub(crate) fn of(spec: &'static ColumnSpec) -> Self {
+    fn of(spec: &'static ColumnSpec) -> Self {
         let (element, fields) = match spec.ty {
             ColumnType::List(element) => (Some(Box::new(ColumnJson::of(element))), None),
             ColumnType::Vector => (Some(Box::new(ColumnJson::of(&VECTOR_ELEMENT))), None),
@@ -512,9 +512,9 @@ impl ColumnJson {
 }
 
 #[derive(Serialize)]
-pub(crate) struct MetadataKeyJson {
-    pub(crate) key: &'static str,
-    pub(crate) description: &'static str,
+struct MetadataKeyJson {
+    key: &'static str,
+    description: &'static str,
 }
 
 #[derive(Serialize)]
@@ -524,17 +524,87 @@ struct ContractJson {
     box_convention: &'static str,
     row_order: &'static str,
     file_layout: &'static str,
+    #[serde(flatten)]
+    tables: TablesJson,
+}
+
+#[derive(Serialize)]
+struct ChangeJson {
+    version: &'static str,
+    changes: &'static str,
+}
+
+/// The tables every contract in `schemas/` has (the proposals' and the embeddings'): columns,
+/// metadata keys, changes; and the vector dimension its Hugging Face features are shown with.
+pub(crate) struct Tables {
+    pub(crate) columns: &'static [ColumnSpec],
+    pub(crate) metadata_keys: &'static [(&'static str, &'static str)],
+    pub(crate) changes: &'static [(&'static str, &'static str)],
+    pub(crate) dim: usize,
+}
+
+/// The tables in a contract's JSON, after its own fields.
+#[derive(Serialize)]
+pub(crate) struct TablesJson {
     columns: Vec<ColumnJson>,
     metadata_keys: Vec<MetadataKeyJson>,
     huggingface_features: HfFeatures<'static>,
     changes: Vec<ChangeJson>,
 }
 
-#[derive(Serialize)]
-pub(crate) struct ChangeJson {
-    pub(crate) version: &'static str,
-    pub(crate) changes: &'static str,
+impl Tables {
+    pub(crate) fn json(&self) -> TablesJson {
+        TablesJson {
+            columns: self.columns.iter().map(ColumnJson::of).collect(),
+            metadata_keys: self
+                .metadata_keys
+                .iter()
+                .map(|&(key, description)| MetadataKeyJson { key, description })
+                .collect(),
+            huggingface_features: HfFeatures(self.columns, self.dim),
+            changes: self
+                .changes
+                .iter()
+                .map(|&(version, changes)| ChangeJson { version, changes })
+                .collect(),
+        }
+    }
+
+    /// The Markdown of the tables: (column rows, metadata rows, change items), each
+    /// newline-joined.
+    pub(crate) fn markdown(&self) -> (String, String, String) {
+        let mut rows = Vec::new();
+        for column in self.columns {
+            readme_rows(&mut rows, "", column);
+        }
+        let metadata: Vec<String> = self
+            .metadata_keys
+            .iter()
+            .map(|(key, description)| format!("| `{key}` | {description} |"))
+            .collect();
+        let changes: Vec<String> = self
+            .changes
+            .iter()
+            .map(|(version, what)| format!("- {version}: {what}"))
+            .collect();
+        (rows.join("\n"), metadata.join("\n"), changes.join("\n"))
+    }
 }
+
+/// A contract's JSON, pretty-printed with a trailing newline.
+pub(crate) fn pretty_json(contract: &impl Serialize) -> String {
+    let mut text =
+        serde_json::to_string_pretty(contract).expect("serialising the contract cannot fail");
+    text.push('\n');
+    text
+}
+
+const TABLES: Tables = Tables {
+    columns: &COLUMNS,
+    metadata_keys: METADATA_KEYS,
+    changes: CHANGES,
+    dim: 0,
+};
 
 const BOX_CONVENTION: &str = "Every box is xyxy in float32 pixels of the original image \
     (the stored pixel grid that instances.json width/height describe; EXIF orientation is not \
@@ -566,25 +636,13 @@ pub fn contract_json() -> String {
         box_convention: BOX_CONVENTION,
         row_order: ROW_ORDER,
         file_layout: FILE_LAYOUT,
-        columns: COLUMNS.iter().map(ColumnJson::of).collect(),
-        metadata_keys: METADATA_KEYS
-            .iter()
-            .map(|&(key, description)| MetadataKeyJson { key, description })
-            .collect(),
-        huggingface_features: HfFeatures(&COLUMNS, 0),
-        changes: CHANGES
-            .iter()
-            .map(|&(version, changes)| ChangeJson { version, changes })
-            .collect(),
+        tables: TABLES.json(),
     };
-    let mut text =
-        serde_json::to_string_pretty(&contract).expect("serialising the contract cannot fail");
-    text.push('\n');
-    text
+    pretty_json(&contract)
 }
 
 /// The `schemas/` README table rows of `spec` and its nested fields.
-pub(crate) fn readme_rows(out: &mut Vec<String>, prefix: &str, spec: &ColumnSpec) {
+fn readme_rows(out: &mut Vec<String>, prefix: &str, spec: &ColumnSpec) {
     let path = format!("{prefix}{}", spec.name);
     let nullable = if spec.nullable { "yes" } else { "no" };
     out.push(format!(
@@ -611,14 +669,7 @@ pub(crate) fn readme_rows(out: &mut Vec<String>, prefix: &str, spec: &ColumnSpec
 
 /// The human-readable contract (`schemas/README.md`).
 pub fn readme_markdown() -> String {
-    let mut rows = Vec::new();
-    for column in &COLUMNS {
-        readme_rows(&mut rows, "", column);
-    }
-    let metadata: Vec<String> = METADATA_KEYS
-        .iter()
-        .map(|(key, description)| format!("| `{key}` | {description} |"))
-        .collect();
+    let (rows, metadata, changes) = TABLES.markdown();
     format!(
         "<!-- Generated by refaug::write::schema::readme_markdown(); do not edit. \
          Regenerate with `REFAUG_BLESS=1 cargo test --test write`. -->\n\
@@ -685,13 +736,9 @@ pub fn readme_markdown() -> String {
          {}\n",
         crate::embed::schema::README_FILE,
         crate::embed::schema::README_FILE,
-        rows.join("\n"),
-        metadata.join("\n"),
-        CHANGES
-            .iter()
-            .map(|(version, what)| format!("- {version}: {what}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        rows,
+        metadata,
+        changes,
     )
 }
 
