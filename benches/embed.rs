@@ -5,18 +5,21 @@
 //! 1. end to end: `embed_variant` over the variant (read shards, decode, crop, resize, both
 //!    encoders, write shards), in crops/s;
 //! 2. the encoder's pure inference on pre-made inputs: as many 3×S×S tensors as there were crops
-//!    through the image encoder and as many token rows as sentences through the text encoder, at
-//!    the same batch size, with the same session;
+//!    (the same crops, made beforehand) through the image encoder
+//!    and as many token rows as sentences through the text encoder, at the same batch size, with
+//!    the same session;
 //! 3. the efficiency = pure-inference time ÷ end-to-end time (1 = pre-processing and writing are
 //!    hidden entirely behind inference).
 //!
-//! Each measure is the best of `--repeat R` (default 2). Options: `--encoder E.toml` (default the
+//! The measures alternate R times (`--repeat R`, default 2), each keeping its best; the sessions
+//! are warmed up first. Options: `--encoder E.toml` (default the
 //! ../shared small CLIP RN50 when present, else the fixture encoder), `--detector D.toml` (default
 //! ../shared YOLOv8n when present, else the fixture; its random calibrated weights keep ~200
 //! proposals a ref, so crops are plentiful), `--shards N` (the first N proposal shards, default 1:
 //! about a thousand distinct crops), `--batch-size B` (default 32), `--threads T` (default 0 = all
 //! cores).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,6 +31,7 @@ use refaug::embed::spec::EncoderSpec;
 use refaug::embed::text::ClipTokenizer;
 use refaug::pipeline::plan::Worker;
 use refaug::preprocess::Chw;
+use refaug::preprocess::clip::{CropBox, crop};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,17 +50,6 @@ fn first_available(candidates: &[&str], has_models: impl Fn(&Path) -> bool) -> P
         .map(|c| repo().join(c))
         .find(|p| has_models(p))
         .expect("the fixture is always there")
-}
-
-fn best_of(repeat: usize, mut f: impl FnMut()) -> Duration {
-    (0..repeat)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .expect("at least one repeat")
 }
 
 fn main() {
@@ -147,41 +140,89 @@ fn main() {
         threads: cores,
     };
 
-    // 1. End to end.
-    let mut summary = None;
-    let e2e = best_of(repeat, || {
-        summary = Some(embed_variant(&job, &mut encoder, "v", &refaug::progress::Silent).unwrap());
-    });
-    let s = summary.unwrap();
-    assert!(
-        s.failures.is_empty() && s.image_failures.is_empty(),
-        "{s:?}"
-    );
-    let (crops, texts) = (s.image_embeddings, s.text_embeddings);
+    // Warm the sessions up (first calls allocate and pick kernels) so that neither measure pays it.
+    let warm = Chw {
+        height: size,
+        width: size,
+        data: vec![0.0; 3 * size * size],
+    };
+    encoder.encode_images(&vec![&warm; batch]).unwrap();
+    let warm_tokens = vec![
+        ClipTokenizer::shared()
+            .tokenize("warm up", false)
+            .unwrap()
+            .ids;
+        batch
+    ];
+    encoder.encode_texts(&warm_tokens).unwrap();
 
-    // 2. Pure inference on pre-made inputs: deterministic values in CLIP's normalised range; a
-    // pool of two batches' worth, cycled, stands for the `crops` inputs (memory stays small).
-    let inputs: Vec<Chw> = (0..crops.min(2 * batch))
-        .map(|k| Chw {
-            height: size,
-            width: size,
-            data: (0..3 * size * size)
-                .map(|i| (((i * 31 + k * 17) % 255) as f32 / 127.5) - 1.0)
-                .collect(),
-        })
+    // Pre-made inputs for the pure-inference measure: exactly the crops the end-to-end run
+    // embeds (each image's distinct kept-proposal, ground-truth and whole-image boxes of the
+    // selected shards), made before timing. The same tensors matter: with random weights the
+    // encoder's CPU time depends on the input (denormal activations), so other tensors would
+    // measure another workload.
+    let transform = encoder.spec().transform;
+    let mut inputs: Vec<Chw> = Vec::new();
+    let shards_dir = work.join("out/v");
+    let mut shard_files: Vec<PathBuf> = std::fs::read_dir(&shards_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
         .collect();
-    let refs: Vec<&Chw> = inputs.iter().cycle().take(crops).collect();
+    shard_files.sort();
+    for shard in shard_files.iter().take(shards) {
+        let rows = refaug::write::shard::read_rows(shard).unwrap();
+        let mut images: Vec<(String, BTreeSet<CropBox>)> = Vec::new();
+        for r in &rows {
+            if images.last().is_none_or(|(f, _)| *f != r.file_name) {
+                images.push((r.file_name.clone(), BTreeSet::new()));
+            }
+            let boxes = &mut images.last_mut().unwrap().1;
+            boxes.insert(CropBox::from_xyxy(&r.gt_box).unwrap());
+            for p in &r.proposals {
+                if job.filter.keeps(f64::from(p.score), &p.bbox) {
+                    boxes.insert(CropBox::from_xyxy(&p.bbox).unwrap());
+                }
+            }
+        }
+        for (file, boxes) in images {
+            let img = refaug::decode::decode_file(&sample.join("images").join(file)).unwrap();
+            inputs.push(transform.apply(&crop(&img, CropBox::whole(&img))));
+            inputs.extend(boxes.iter().map(|&b| transform.apply(&crop(&img, b))));
+        }
+    }
     let token = ClipTokenizer::shared()
         .tokenize("the man on the left in a red shirt", false)
         .unwrap()
         .ids;
-    let tokens = vec![token; texts];
-    let image_only = best_of(repeat, || {
+
+    // The measures alternate (end to end, then pure inference, R times) so that a change in the
+    // machine's load during the run weighs on both; each keeps its best.
+    let (mut e2e, mut image_only, mut text_only) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut crops, mut texts) = (0, 0);
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let s = embed_variant(&job, &mut encoder, "v", &refaug::progress::Silent).unwrap();
+        e2e = e2e.min(t.elapsed());
+        assert!(
+            s.failures.is_empty() && s.image_failures.is_empty(),
+            "{s:?}"
+        );
+        (crops, texts) = (s.image_embeddings, s.text_embeddings);
+        assert_eq!(
+            inputs.len(),
+            crops,
+            "the pre-made inputs are the run's crops"
+        );
+        let refs: Vec<&Chw> = inputs.iter().collect();
+        let t = Instant::now();
         encoder.encode_images(&refs).unwrap();
-    });
-    let text_only = best_of(repeat, || {
+        image_only = image_only.min(t.elapsed());
+        let tokens = vec![token; texts];
+        let t = Instant::now();
         encoder.encode_texts(&tokens).unwrap();
-    });
+        text_only = text_only.min(t.elapsed());
+    }
     let pure = image_only + text_only;
 
     let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
