@@ -67,7 +67,7 @@ pub enum Command {
     /// shard, `<variant>/embeddings/<same name>` with the embeddings of the kept proposals, each
     /// ref's ground truth, the whole image and every sentence (the encoder and filter are the
     /// manifest's `[embed]`). Skips shards already embedded from the same source. Exit 0 done,
-    /// 1 some shards failed (see embeddings/errors.json), 2 error.
+    /// 1 some shards or images failed (see embeddings/errors.json), 2 error.
     Embed(EmbedArgs),
     /// Compare refaug's CLIP stage with the reference's (`<reference>/<dataset>-clip/`): which
     /// proposals are kept, crop boxes, crops, model inputs (sha256), image embeddings, tokens,
@@ -324,6 +324,17 @@ pub struct EmbedArgs {
     /// Rewrite embedding shards that are already there.
     #[arg(long)]
     pub force: bool,
+    /// Only the first N proposal shards (name order) of each variant (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Do worker i of N (0-based): of each variant's shards, those at positions ≡ i (mod N).
+    /// Also read from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or
+    /// JOB_COMPLETION_INDEX/REFAUG_SHARD_COUNT.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `refaug parity-clip`'s flags.
@@ -693,6 +704,9 @@ const MAX_THREADS_PER_CORE: usize = 8;
 
 fn validate(out: &std::path::Path) -> anyhow::Result<ExitCode> {
     let report = crate::validate::validate_output(out)?;
+    for n in &report.notes {
+        println!("note: {n}");
+    }
     for p in &report.problems {
         println!("{p}");
     }
@@ -763,6 +777,7 @@ fn parity(args: &ParityArgs) -> anyhow::Result<ExitCode> {
 /// `refaug embed`: every selected variant's shards through the manifest's encoder.
 fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
     use crate::detect::runtime::RuntimeOptions;
+    use crate::pipeline::plan::Worker;
     let manifest = crate::manifest::Manifest::load(&args.manifest)?;
     let runtime = args.runtime.resolve(&manifest.run)?;
     let Some(settings) = manifest.embed.clone() else {
@@ -776,17 +791,32 @@ fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: no variant `{v}`", manifest.path.display());
         }
     }
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit 0 selects no shard; leave --limit out to take every shard");
+    }
+    let worker = match &args.shard {
+        Some(s) => Worker::parse(s).map_err(anyhow::Error::msg)?,
+        None => Worker::from_env(|k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default(),
+    };
+    let _lock = crate::pipeline::journal::lock_embed(
+        &manifest.output.dir,
+        &format!("{}-of-{}", worker.index, worker.count),
+    )?;
+    let cores = match runtime.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let opts = RuntimeOptions {
         device: runtime.device,
-        intra_threads: match runtime.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        },
+        intra_threads: cores,
         max_batch: runtime.batch_size,
         ..RuntimeOptions::default()
     };
     let spec = crate::embed::spec::EncoderSpec::from_file(&settings.encoder)?;
     let mut encoder = crate::embed::encoder::Encoder::new(spec, &opts)?;
+    let reporter = crate::progress::reporter(args.quiet);
     let mut failed = false;
     for v in &manifest.variants {
         if !args.variants.is_empty() && !args.variants.contains(&v.name) {
@@ -798,21 +828,26 @@ fn embed(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
             filter: settings.filter,
             truncate: settings.truncate,
             force: args.force,
+            limit: args.limit,
+            worker,
+            threads: cores,
         };
-        let s = crate::embed::run::embed_variant(&job, &mut encoder)?;
+        let s = crate::embed::run::embed_variant(&job, &mut encoder, &v.name, reporter.as_ref())?;
         eprintln!(
-            "embed {}: {} shards written, {} already done, {} failed; {} image and {} text embeddings",
+            "embed {}: {} shards written, {} already done, {} failed; {} image and {} text \
+             embeddings; {} unreadable image(s)",
             v.name,
             s.shards_written,
             s.shards_skipped,
             s.failures.len(),
             s.image_embeddings,
-            s.text_embeddings
+            s.text_embeddings,
+            s.image_failures.len(),
         );
         for (shard, e) in &s.failures {
             eprintln!("  {shard}: {e}");
         }
-        failed |= !s.failures.is_empty();
+        failed |= !s.failures.is_empty() || !s.image_failures.is_empty();
     }
     Ok(if failed {
         ExitCode::from(1)

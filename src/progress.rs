@@ -176,11 +176,11 @@ impl Reporter for Plain {
         s.total = images;
         s.detected = variants.iter().map(|v| (v.clone(), 0)).collect();
         eprintln!(
-            "run: {images} images to process, variants {}",
+            "progress: {images} images to process, variants {}",
             variants.join(", ")
         );
         if resumed > 0 {
-            eprintln!("run: resuming, {resumed} images already committed");
+            eprintln!("progress: resuming, {resumed} images already done");
         }
     }
 

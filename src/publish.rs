@@ -63,6 +63,11 @@ pub enum PublishError {
     Overlaps { out: PathBuf, dest: PathBuf },
     #[error(transparent)]
     Gallery(#[from] GalleryError),
+    #[error(
+        "{dir}: the embeddings do not match the variant's shards (run `refaug embed`, or move \
+         the folder away to publish without them): {problems}"
+    )]
+    Embeddings { dir: PathBuf, problems: String },
 }
 
 /// `path` made absolute with its links resolved as far as it exists (the destination usually
@@ -103,6 +108,24 @@ pub struct PublishedSplit {
 pub struct PublishedVariant {
     pub variant: OutputVariant,
     pub splits: Vec<PublishedSplit>,
+    /// The variant's CLIP embeddings, when `refaug embed` made them: a config of their own.
+    pub embeddings: Option<PublishedEmbeddings>,
+}
+
+/// A variant's embeddings as a config (`<variant>-embeddings`, files in
+/// `data/<variant>-embeddings/`), shards one to one with the variant's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedEmbeddings {
+    pub config: String,
+    /// The shards' `refaug.encoder` metadata (name, model sha256s, dim, …).
+    pub encoder: Value,
+    pub dim: usize,
+    pub splits: Vec<PublishedSplit>,
+}
+
+/// The config name of a variant's embeddings.
+pub fn embeddings_config(variant: &str) -> String {
+    format!("{variant}-embeddings")
 }
 
 /// What `publish` made.
@@ -192,42 +215,42 @@ pub fn publish(
     }
     fs_err::create_dir_all(dest).map_err(io_error(dest))?;
 
-    let (mut linked, mut copied) = (0, 0);
+    let mut copies = Copies::default();
     let mut published = Vec::new();
     for variant in variants {
-        let data_dir = dest.join(DATA_DIR).join(&variant.name);
-        fs_err::create_dir_all(&data_dir).map_err(io_error(&data_dir))?;
-        let mut splits = Vec::new();
-        for split in variant.splits() {
-            let mut s = PublishedSplit {
-                name: split.clone(),
-                files: Vec::new(),
-                num_examples: 0,
-                num_bytes: 0,
-                download_size: 0,
-            };
-            for from in variant.shard_paths(&split)? {
-                let name = from
-                    .file_name()
-                    .expect("shard paths end in a file name")
-                    .to_string_lossy()
-                    .into_owned();
-                let to = data_dir.join(&name);
-                if link_or_copy(&from, &to)? {
-                    linked += 1;
-                } else {
-                    copied += 1;
+        let (splits, embeddings) = {
+            let shards = |split: &str| variant.shard_paths(split);
+            let splits = copies.config(dest, &variant.name, &variant.splits(), shards)?;
+            let embeddings = match embeddings_of(&variant)? {
+                Some((encoder, dim)) => {
+                    let config = embeddings_config(&variant.name);
+                    let dir = variant.dir.join(crate::embed::run::EMBEDDINGS_DIR);
+                    let shards = |split: &str| -> Result<Vec<PathBuf>, PublishError> {
+                        Ok(variant
+                            .shard_paths(split)?
+                            .iter()
+                            .map(|p| dir.join(p.file_name().expect("a shard file")))
+                            .collect())
+                    };
+                    let splits = copies.config(dest, &config, &variant.splits(), shards)?;
+                    Some(PublishedEmbeddings {
+                        config,
+                        encoder,
+                        dim,
+                        splits,
+                    })
                 }
-                let (rows, bytes) = parquet_sizes(&to)?;
-                s.num_examples += rows;
-                s.num_bytes += bytes;
-                s.download_size += fs_err::metadata(&to).map_err(io_error(&to))?.len();
-                s.files.push(format!("{DATA_DIR}/{}/{name}", variant.name));
-            }
-            splits.push(s);
-        }
-        published.push(PublishedVariant { variant, splits });
+                None => None,
+            };
+            (splits, embeddings)
+        };
+        published.push(PublishedVariant {
+            variant,
+            splits,
+            embeddings,
+        });
     }
+    let Copies { linked, copied } = copies;
 
     report::plot::recall_curve_png(&report, &dest.join(RECALL_PNG))?;
     report::plot::histogram_png(&report, &dest.join(HISTOGRAM_PNG))?;
@@ -276,6 +299,98 @@ pub fn publish(
         copied,
         files,
     })
+}
+
+/// Shards hard-linked / copied so far.
+#[derive(Default)]
+struct Copies {
+    linked: usize,
+    copied: usize,
+}
+
+impl Copies {
+    /// Links (or copies) the shards of one config into `data/<config>/`, split by split; `shards`
+    /// gives a split's files in order.
+    fn config<E>(
+        &mut self,
+        dest: &Path,
+        config: &str,
+        splits: &[String],
+        shards: impl Fn(&str) -> Result<Vec<PathBuf>, E>,
+    ) -> Result<Vec<PublishedSplit>, PublishError>
+    where
+        PublishError: From<E>,
+    {
+        let data_dir = dest.join(DATA_DIR).join(config);
+        fs_err::create_dir_all(&data_dir).map_err(io_error(&data_dir))?;
+        let mut out = Vec::new();
+        for split in splits {
+            let mut s = PublishedSplit {
+                name: split.clone(),
+                files: Vec::new(),
+                num_examples: 0,
+                num_bytes: 0,
+                download_size: 0,
+            };
+            for from in shards(split)? {
+                let name = from
+                    .file_name()
+                    .expect("shard paths end in a file name")
+                    .to_string_lossy()
+                    .into_owned();
+                let to = data_dir.join(&name);
+                if link_or_copy(&from, &to)? {
+                    self.linked += 1;
+                } else {
+                    self.copied += 1;
+                }
+                let (rows, bytes) = parquet_sizes(&to)?;
+                s.num_examples += rows;
+                s.num_bytes += bytes;
+                s.download_size += fs_err::metadata(&to).map_err(io_error(&to))?.len();
+                s.files.push(format!("{DATA_DIR}/{config}/{name}"));
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+/// The encoder metadata and dimension of a variant's embeddings when it has an `embeddings/`
+/// folder; an error when that folder does not match the variant's shards (`refaug validate`'s
+/// check).
+fn embeddings_of(variant: &OutputVariant) -> Result<Option<(Value, usize)>, PublishError> {
+    let dir = variant.dir.join(crate::embed::run::EMBEDDINGS_DIR);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let problems = crate::embed::verify::verify_embeddings(&variant.dir).problems;
+    if !problems.is_empty() {
+        return Err(PublishError::Embeddings {
+            dir,
+            problems: problems.join("; "),
+        });
+    }
+    let first = variant
+        .splits()
+        .iter()
+        .find_map(|s| variant.shard_paths(s).ok()?.into_iter().next());
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let path = dir.join(first.file_name().expect("a shard file"));
+    let kv = crate::write::shard::read_key_value_metadata(&path).map_err(|e| {
+        PublishError::Embeddings {
+            dir: dir.clone(),
+            problems: crate::error_chain(&e),
+        }
+    })?;
+    let encoder: Value = kv
+        .get(crate::embed::schema::META_ENCODER)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null);
+    let dim = encoder["dim"].as_u64().unwrap_or(0) as usize;
+    Ok(Some((encoder, dim)))
 }
 
 /// The report charts copied into the published folder.
@@ -399,29 +514,32 @@ fn hf_dtype(ty: &ColumnType) -> Option<&'static str> {
         ColumnType::Int64 => Some("int64"),
         ColumnType::Float32 => Some("float32"),
         ColumnType::String => Some("string"),
-        ColumnType::List(_) | ColumnType::Struct(_) => None,
+        ColumnType::List(_) | ColumnType::Struct(_) | ColumnType::Vector => None,
     }
 }
 
 /// The YAML body of one feature (without its name), as `Features._to_yaml_list` writes it:
 /// `dtype: int64`; `struct: [{name, …}]`; `list: float32` for a list of scalars; `list: [{name,
-/// …}]` for a list of structs.
-fn feature_yaml(ty: &ColumnType) -> Vec<(String, Yaml)> {
+/// …}]` for a list of structs; `list: float32, length: D` for a vector of dimension `dim`.
+fn feature_yaml(ty: &ColumnType, dim: usize) -> Vec<(String, Yaml)> {
+    let named =
+        |fields: &[ColumnSpec]| Yaml::Seq(fields.iter().map(|f| named_feature(f, dim)).collect());
     match ty {
         ColumnType::List(element) => {
             let inner = match &element.ty {
-                ColumnType::Struct(fields) => Yaml::Seq(fields.iter().map(named_feature).collect()),
+                ColumnType::Struct(fields) => named(fields),
                 other => match hf_dtype(other) {
                     Some(d) => s(d),
-                    None => Yaml::Map(feature_yaml(other)),
+                    None => Yaml::Map(feature_yaml(other, dim)),
                 },
             };
             vec![("list".to_string(), inner)]
         }
-        ColumnType::Struct(fields) => vec![(
-            "struct".to_string(),
-            Yaml::Seq(fields.iter().map(named_feature).collect()),
-        )],
+        ColumnType::Struct(fields) => vec![("struct".to_string(), named(fields))],
+        ColumnType::Vector => vec![
+            ("list".to_string(), s("float32")),
+            ("length".to_string(), Yaml::Int(dim as u64)),
+        ],
         scalar => vec![(
             "dtype".to_string(),
             s(hf_dtype(scalar).expect("scalar types have a dtype")),
@@ -429,15 +547,16 @@ fn feature_yaml(ty: &ColumnType) -> Vec<(String, Yaml)> {
     }
 }
 
-fn named_feature(spec: &ColumnSpec) -> Yaml {
+fn named_feature(spec: &ColumnSpec, dim: usize) -> Yaml {
     let mut entries = vec![("name".to_string(), s(spec.name))];
-    entries.extend(feature_yaml(&spec.ty));
+    entries.extend(feature_yaml(&spec.ty, dim));
     Yaml::Map(entries)
 }
 
-/// The card's `dataset_info.features`: every column of the contract, in file order.
-pub fn features_yaml() -> Yaml {
-    Yaml::Seq(schema::COLUMNS.iter().map(named_feature).collect())
+/// The card's `dataset_info.features` of a config: every column of its contract (`columns`), in
+/// file order, vectors of dimension `dim`.
+pub fn features_yaml(columns: &[ColumnSpec], dim: usize) -> Yaml {
+    Yaml::Seq(columns.iter().map(|c| named_feature(c, dim)).collect())
 }
 
 fn size_category(rows: u64) -> &'static str {
@@ -451,30 +570,53 @@ fn size_category(rows: u64) -> &'static str {
     }
 }
 
+/// One Hub config of the published folder: a variant's proposals or its embeddings.
+struct Config<'a> {
+    name: &'a str,
+    splits: &'a [PublishedSplit],
+    features: Yaml,
+}
+
+/// Every config, variants first (in order), then their embeddings.
+fn configs(variants: &[PublishedVariant]) -> Vec<Config<'_>> {
+    let proposals = variants.iter().map(|v| Config {
+        name: &v.variant.name,
+        splits: &v.splits,
+        features: features_yaml(&schema::COLUMNS, 0),
+    });
+    let embeddings = variants.iter().filter_map(|v| {
+        let e = v.embeddings.as_ref()?;
+        Some(Config {
+            name: &e.config,
+            splits: &e.splits,
+            features: features_yaml(&crate::embed::schema::COLUMNS, e.dim),
+        })
+    });
+    proposals.chain(embeddings).collect()
+}
+
 /// The card's YAML front matter (without the `---` lines).
 pub fn front_matter(variants: &[PublishedVariant]) -> String {
-    let configs: Vec<Yaml> = variants
+    let all = configs(variants);
+    let configs: Vec<Yaml> = all
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let mut entries = vec![("config_name", s(&v.variant.name))];
+        .map(|(i, c)| {
+            let mut entries = vec![("config_name", s(c.name))];
             if i == 0 {
                 entries.push(("default", Yaml::Bool(true)));
             }
             entries.push((
                 "data_files",
                 Yaml::Seq(
-                    v.splits
+                    c.splits
                         .iter()
                         .map(|sp| {
                             map(vec![
                                 ("split", s(&sp.name)),
                                 (
                                     "path",
-                                    s(format!(
-                                        "{DATA_DIR}/{}/{}-*.parquet",
-                                        v.variant.name, sp.name
-                                    )),
+                                    s(format!("{DATA_DIR}/{}/{}-*.parquet", c.name, sp.name)),
                                 ),
                             ])
                         })
@@ -484,16 +626,16 @@ pub fn front_matter(variants: &[PublishedVariant]) -> String {
             map(entries)
         })
         .collect();
-    let infos: Vec<Yaml> = variants
-        .iter()
-        .map(|v| {
+    let infos: Vec<Yaml> = all
+        .into_iter()
+        .map(|c| {
             map(vec![
-                ("config_name", s(&v.variant.name)),
-                ("features", features_yaml()),
+                ("config_name", s(c.name)),
+                ("features", c.features),
                 (
                     "splits",
                     Yaml::Seq(
-                        v.splits
+                        c.splits
                             .iter()
                             .map(|sp| {
                                 map(vec![
@@ -507,11 +649,11 @@ pub fn front_matter(variants: &[PublishedVariant]) -> String {
                 ),
                 (
                     "download_size",
-                    Yaml::Int(v.splits.iter().map(|sp| sp.download_size).sum()),
+                    Yaml::Int(c.splits.iter().map(|sp| sp.download_size).sum()),
                 ),
                 (
                     "dataset_size",
-                    Yaml::Int(v.splits.iter().map(|sp| sp.num_bytes).sum()),
+                    Yaml::Int(c.splits.iter().map(|sp| sp.num_bytes).sum()),
                 ),
             ])
         })
@@ -697,6 +839,43 @@ fn dataset_citations(variant: &OutputVariant) -> Vec<(&'static str, &'static str
     out
 }
 
+/// The card's section on the embeddings configs: which encoder made them, from which filter.
+fn embeddings_section(md: &mut String, variants: &[PublishedVariant]) {
+    let with: Vec<(&PublishedVariant, &PublishedEmbeddings)> = variants
+        .iter()
+        .filter_map(|v| Some((v, v.embeddings.as_ref()?)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## CLIP embeddings\n\n\
+         Frozen CLIP embeddings of every kept proposal's crop, each ref's ground-truth crop, the \
+         whole image and every sentence, one row per ref aligned with the variant's rows \
+         (`refaug embed`; the refaug embeddings contract, version {}). Vectors are \
+         `fixed_size_list<float32, D>`.\n\n\
+         | config | of variant | encoder | D | trained on | image model sha256 | text model sha256 |\n\
+         |---|---|---|---|---|---|---|",
+        crate::embed::schema::SCHEMA_VERSION
+    );
+    for (v, e) in with {
+        let field = |k: &str| e.encoder[k].as_str().unwrap_or("not stated").to_string();
+        let _ = writeln!(
+            md,
+            "| `{}` | `{}` | {} | {} | {} | `{}` | `{}` |",
+            e.config,
+            v.variant.name,
+            field("name"),
+            e.dim,
+            field("trained_on"),
+            field("image_model_sha256"),
+            field("text_model_sha256"),
+        );
+    }
+    md.push('\n');
+}
+
 fn repo_id(options: &PublishOptions) -> String {
     options
         .repo_id
@@ -781,6 +960,8 @@ pub fn dataset_card(
             );
         }
     }
+
+    embeddings_section(&mut md, variants);
 
     md.push_str("## How the variants were made\n\n");
     for v in variants {
@@ -950,7 +1131,9 @@ fn croissant_type(ty: &ColumnType) -> &'static str {
         ColumnType::Int32 => "cr:Int32",
         ColumnType::Int64 => "cr:Int64",
         ColumnType::Float32 => "cr:Float32",
-        ColumnType::String | ColumnType::List(_) | ColumnType::Struct(_) => "sc:Text",
+        ColumnType::String | ColumnType::List(_) | ColumnType::Struct(_) | ColumnType::Vector => {
+            "sc:Text"
+        }
     }
 }
 

@@ -158,6 +158,33 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
     assert!(text.contains(b.as_str()), "{text}");
     std::fs::write(emb_dir.join(b), &first[b]).unwrap();
 
+    // `refaug publish` adds the embeddings as a config of their own (`yolo-embeddings`), its
+    // card naming the encoder; the real clients read it (tests/python/publish_check.py).
+    let hub = dir.path().join("hub");
+    let (code, text) = refaug(&["publish", out, hub.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(shards(&hub.join("data/yolo-embeddings")), first);
+    let card = std::fs::read_to_string(hub.join("README.md")).unwrap();
+    for want in [
+        "- config_name: \"yolo-embeddings\"\n  data_files:",
+        "  - name: \"gt_embedding\"\n    list: \"float32\"\n    length: 16\n",
+        "| `yolo-embeddings` | `yolo` | fixture-clip |",
+    ] {
+        assert!(card.contains(want), "card lacks {want:?}:\n{card}");
+    }
+    if let Some(python) = output_fixture::python() {
+        let cache = dir.path().join("hf-cache");
+        let text = output_fixture::run_python(
+            &python,
+            "publish_check.py",
+            &[hub.as_os_str(), cache.as_os_str()],
+        );
+        assert!(
+            text.contains("yolo-embeddings: the shards of yolo"),
+            "{text}"
+        );
+    }
+
     // The embeddings equal the independent computation.
     if let Some(python) = output_fixture::python() {
         let out = output_fixture::run_python(
@@ -234,4 +261,170 @@ fn embed_without_an_embed_section_is_an_error() {
     let (code, text) = refaug(&["embed", "--manifest", m.to_str().unwrap()]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("no [embed] section"), "{text}");
+}
+
+/// [`manifest`] over a copy of the sample's images (so that one can be broken).
+fn manifest_with_own_images(dir: &Path) -> (PathBuf, PathBuf) {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for e in std::fs::read_dir(root().join("sample/refcocog/images")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, images.join(p.file_name().unwrap())).unwrap();
+    }
+    let m = manifest(dir);
+    let text = std::fs::read_to_string(&m).unwrap();
+    let sample = root().join("sample/refcocog/images");
+    std::fs::write(
+        &m,
+        text.replace(
+            &format!("images = \"{}\"", sample.display()),
+            &format!("images = \"{}\"", images.display()),
+        ),
+    )
+    .unwrap();
+    (m, images)
+}
+
+/// A real kill -9 in the middle of `refaug embed`, then a rerun, gives the clean run's bytes; an
+/// unreadable image gives its refs null rows and an errors.json entry (file and refs) while the
+/// rest of its shard is written, `validate` accepts and reports them, and once the image is back
+/// a plain rerun redoes that shard to the clean bytes. `--limit` and `--shard` select shards.
+#[test]
+fn kill_resume_unreadable_image_limit_and_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, images) = manifest_with_own_images(dir.path());
+    let m = m.to_str().unwrap();
+    let (code, text) = refaug(&["run", "--manifest", m, "--quiet"]);
+    assert_eq!(code, 0, "{text}");
+    let emb_dir = dir.path().join("out/yolo/embeddings");
+    let (code, text) = refaug(&["embed", "--manifest", m, "--quiet"]);
+    assert_eq!(code, 0, "{text}");
+    let clean = shards(&emb_dir);
+    let n = clean.len();
+    assert!(n >= 3, "{n}");
+
+    // --limit 2 --shard 1/2: of the first two shards, the second only.
+    std::fs::remove_dir_all(&emb_dir).unwrap();
+    let (code, text) = refaug(&[
+        "embed",
+        "--manifest",
+        m,
+        "--quiet",
+        "--limit",
+        "2",
+        "--shard",
+        "1/2",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let names: Vec<&String> = clean.keys().collect();
+    let partial = shards(&emb_dir);
+    assert_eq!(partial.keys().collect::<Vec<_>>(), [names[1]], "{text}");
+    assert_eq!(partial[names[1]], clean[names[1]]);
+    assert!(emb_dir.join("errors-1-of-2.json").is_file());
+
+    // kill -9 once the first shard is in place (batch 1, one thread: the run is slow enough).
+    std::fs::remove_dir_all(&emb_dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refaug"))
+        .args([
+            "embed",
+            "--manifest",
+            m,
+            "--quiet",
+            "--batch-size",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .spawn()
+        .unwrap();
+    let killed_mid_run = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        if emb_dir.is_dir() && !shards(&emb_dir).is_empty() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            break true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(killed_mid_run, "the run finished before it could be killed");
+    let after_kill = shards(&emb_dir);
+    assert!(after_kill.len() < n, "killed after every shard was written");
+    for (name, bytes) in &after_kill {
+        assert_eq!(bytes, &clean[name], "{name} is not whole after kill -9");
+    }
+    let (code, text) = refaug(&["embed", "--manifest", m]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(shards(&emb_dir), clean, "resume after kill -9 differs");
+    let leftovers: Vec<_> = std::fs::read_dir(&emb_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A second embed on the same output while one holds the lock is refused.
+    let out = dir.path().join("out");
+    let lock = refaug::pipeline::journal::lock_embed(&out, "0-of-1").unwrap();
+    let (code, text) = refaug(&["embed", "--manifest", m, "--quiet"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("locked"), "{text}");
+    drop(lock);
+
+    // Break one image: the refs of that image keep their rows, with null image embeddings.
+    let first = refaug::write::shard::read_rows(&dir.path().join("out/yolo").join(names[1]))
+        .unwrap()
+        .remove(0);
+    let bad = images.join(&first.file_name);
+    let good = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &good[..good.len() / 3]).unwrap();
+    let (code, text) = refaug(&["embed", "--manifest", m, "--force", "--quiet"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("1 unreadable image(s)"), "{text}");
+    let broken = shards(&emb_dir);
+    assert_eq!(broken.len(), n);
+    for (name, bytes) in &broken {
+        assert_eq!(bytes == &clean[name], name != names[1], "{name}");
+    }
+    let errors: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(emb_dir.join("errors.json")).unwrap())
+            .unwrap();
+    let img = &errors["images"][0];
+    assert_eq!(img["file_name"], first.file_name.as_str(), "{errors}");
+    assert_eq!(img["shard"], names[1].as_str());
+    assert!(
+        img["ref_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&first.ref_id.into()),
+        "{errors}"
+    );
+    let (code, text) = refaug(&["validate", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("note:") && text.contains(&format!("{}", first.ref_id)),
+        "{text}"
+    );
+    if let Some(python) = output_fixture::python() {
+        let text = output_fixture::run_python(
+            &python,
+            "embed_nulls_check.py",
+            &[
+                emb_dir.join(names[1]).as_os_str(),
+                dir.path().join("out/yolo").join(names[1]).as_os_str(),
+            ],
+        );
+        eprintln!("{text}");
+    }
+
+    // The image is back: a plain run redoes the shard with failures, to the clean bytes.
+    std::fs::write(&bad, &good).unwrap();
+    let (code, text) = refaug(&["embed", "--manifest", m]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("1 shards written, {} already done", n - 1)),
+        "{text}"
+    );
+    assert_eq!(shards(&emb_dir), clean);
 }

@@ -59,7 +59,9 @@ def main() -> None:
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     model, _ = clip.load(a.checkpoint, device="cpu", jit=False)  # fp32 on the CPU
-    model = model.float().eval()
+    # Frozen: the towers' weights become graph constants, which the TorchScript exporter refuses
+    # for tensors that require grad.
+    model = model.float().eval().requires_grad_(False)
     with torch.no_grad():
         image = os.path.join(a.out, f"{a.name}_image.onnx")
         text = os.path.join(a.out, f"{a.name}_text.onnx")

@@ -31,6 +31,7 @@ use crate::detect::spec::{DetectorSpec, FamilyConfig, SpecError, YoloConfig};
 use crate::detect::{Detection, Family, detr, torchvision, ultralytics, yolov5};
 use crate::preprocess::Chw;
 use crate::preprocess::letterbox::LetterboxGeometry;
+use crate::preprocess::tensor::stack_nchw;
 
 /// Errors of building and running a detector. Every message names the detector and its spec.
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +110,33 @@ impl fmt::Display for DetectorName {
     }
 }
 
-/// The model's batch axis.
+/// A model's batch axis (detectors' and encoders').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchAxis {
-    /// Symbolic (`batch`): any number of images per call.
+    /// Symbolic (`batch`): any number of inputs per call.
     Dynamic,
-    /// Fixed to 1, or no batch axis at all (torchvision): one image per call.
+    /// Fixed to 1, or no batch axis at all (torchvision): one input per call.
     One,
+}
+
+impl BatchAxis {
+    /// The batch axis a model declares as its input's first dimension: symbolic or 1; `None`
+    /// for a fixed batch other than 1, which refaug does not support.
+    pub fn of(dim: &Dim) -> Option<BatchAxis> {
+        match dim {
+            Dim::Symbolic(_) => Some(BatchAxis::Dynamic),
+            Dim::Fixed(1) => Some(BatchAxis::One),
+            Dim::Fixed(_) => None,
+        }
+    }
+
+    /// The most inputs per call, `max_batch` where the axis allows any.
+    pub fn limit(self, max_batch: usize) -> usize {
+        match self {
+            BatchAxis::Dynamic => max_batch,
+            BatchAxis::One => 1,
+        }
+    }
 }
 
 /// One raw output tensor of a model call.
@@ -263,10 +284,7 @@ impl Detector {
 
     /// The most images per model call.
     pub fn batch_limit(&self) -> usize {
-        match self.io.batch {
-            BatchAxis::Dynamic => self.max_batch,
-            BatchAxis::One => 1,
-        }
+        self.io.batch.limit(self.max_batch)
     }
 
     /// Run the model on a ready input tensor (`shape`, C order) and return every output as is.
@@ -403,21 +421,6 @@ impl Detector {
         Ok(())
     }
 
-    /// Stack `tensors` (all of one shape) into `[n, 3, h, w]`; one tensor is used as is.
-    fn stacked<'a>(stack: &'a mut Vec<f32>, tensors: &[&'a Chw]) -> (Vec<usize>, &'a [f32]) {
-        let (h, w) = (tensors[0].height, tensors[0].width);
-        let shape = vec![tensors.len(), 3, h, w];
-        if tensors.len() == 1 {
-            return (shape, &tensors[0].data);
-        }
-        stack.clear();
-        for t in tensors {
-            debug_assert_eq!((t.height, t.width), (h, w));
-            stack.extend_from_slice(&t.data);
-        }
-        (shape, stack)
-    }
-
     fn run_yolo(
         &mut self,
         cfg: &YoloConfig,
@@ -440,7 +443,7 @@ impl Detector {
         let n = chunk.len();
         let id = self.id.clone();
         let label = image_label(chunk);
-        let (shape, data) = Self::stacked(&mut self.stack, &tensors);
+        let (shape, data) = stack_nchw(&mut self.stack, &tensors);
         let outputs = run_model(&mut self.session, &self.io, shape, data, &id, &label)?;
         let (oshape, pred) = extract_f32(&outputs, "output0", &id, &label)?;
         let per_image = match family {
@@ -499,7 +502,7 @@ impl Detector {
         let n = chunk.len();
         let id = self.id.clone();
         let label = image_label(chunk);
-        let (shape, data) = Self::stacked(&mut self.stack, &tensors);
+        let (shape, data) = stack_nchw(&mut self.stack, &tensors);
         let outputs = run_model(&mut self.session, &self.io, shape, data, &id, &label)?;
         let (lshape, logits) = extract_f32(&outputs, "logits", &id, &label)?;
         check_shape(
@@ -774,17 +777,13 @@ fn validate_io(spec: &DetectorSpec, session: &Session) -> Result<ModelIo, String
     let batch = if rank == 3 {
         BatchAxis::One
     } else {
-        match decl.dims[0] {
-            Dim::Symbolic(_) => BatchAxis::Dynamic,
-            Dim::Fixed(1) => BatchAxis::One,
-            Dim::Fixed(_) => {
-                return Err(format!(
-                    "input `{want_input}` is {}: a fixed batch other than 1 is not supported; \
-                     export with a dynamic batch axis or batch 1",
-                    decl.show()
-                ));
-            }
-        }
+        BatchAxis::of(&decl.dims[0]).ok_or_else(|| {
+            format!(
+                "input `{want_input}` is {}: a fixed batch other than 1 is not supported; \
+                 export with a dynamic batch axis or batch 1",
+                decl.show()
+            )
+        })?
     };
     if let FamilyConfig::Yolov5(cfg) | FamilyConfig::Ultralytics(cfg) = &spec.config {
         let (w, h) = (cfg.letterbox.width, cfg.letterbox.height);

@@ -2,8 +2,9 @@
 //! at start-up (sha256, inputs and outputs), run in batches.
 //!
 //! Sessions, device handling and the sha256 check are the detectors' ([`runtime`],
-//! [`EncoderSpec::verify_models`] → `detect::spec::verify_model_file`), as is the reading of
-//! declared model IO ([`declared`]). What is CLIP's own: `image` float32 `[batch, 3, S, S]` →
+//! [`EncoderSpec::verify_models`] → `detect::spec::verify_model_file`), as are the reading of
+//! declared model IO ([`declared`]), the batch axis ([`BatchAxis`]) and the stacking of inputs
+//! into one batch ([`stack_nchw`]). What is CLIP's own: `image` float32 `[batch, 3, S, S]` →
 //! `embedding` float32 `[batch, D]`, `tokens` int64 `[batch, 77]` → `embedding` `[batch, D]`.
 //! Results never depend on how inputs were grouped into calls (the order is kept; ONNX Runtime's
 //! CPU kernels give the same embedding for a row at any batch size on the reference encoders).
@@ -11,11 +12,13 @@
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef};
 
-use crate::detect::runtime::{Dim, RuntimeError, RuntimeOptions, declared, runtime};
+use crate::detect::detector::BatchAxis;
+use crate::detect::runtime::{RuntimeError, RuntimeOptions, declared, runtime};
 use crate::detect::spec::SpecError;
 use crate::embed::spec::EncoderSpec;
 use crate::embed::text::CONTEXT_LENGTH;
 use crate::preprocess::Chw;
+use crate::preprocess::tensor::stack_nchw;
 
 /// Errors of building and running an encoder; every message names the encoder's spec.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,11 @@ impl Encoder {
         &self.spec
     }
 
+    /// The most crops per image-encoder call (`max_batch`, or 1 for a fixed batch axis).
+    pub fn image_batch_limit(&self) -> usize {
+        self.image.batch_limit
+    }
+
     /// The sha256 of the image and text model files that were loaded.
     pub fn model_sha256(&self) -> (&str, &str) {
         (&self.image_sha256, &self.text_sha256)
@@ -154,13 +162,17 @@ impl Encoder {
         let s = self.spec.transform.size;
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(self.image.batch_limit) {
-            self.stack.clear();
-            for t in chunk {
-                assert_eq!((t.height, t.width), (s, s), "input of the spec's size");
-                self.stack.extend_from_slice(&t.data);
-            }
-            let tensor = TensorRef::from_array_view(([chunk.len(), 3, s, s], &self.stack[..]))
-                .map_err(|e| self.run_error(Tower::Image, e))?;
+            assert!(
+                chunk.iter().all(|t| (t.height, t.width) == (s, s)),
+                "inputs of the spec's size"
+            );
+            let (shape, data) = stack_nchw(&mut self.stack, chunk);
+            let tensor =
+                TensorRef::from_array_view((shape, data)).map_err(|source| EncodeError::Run {
+                    spec: self.spec.spec_path.display().to_string(),
+                    tower: Tower::Image.name(),
+                    source,
+                })?;
             let rows = run(
                 &mut self.image,
                 tensor,
@@ -279,17 +291,15 @@ fn validate(
             i.show()
         ));
     }
-    let batch_limit = match i.dims[0] {
-        Dim::Symbolic(_) => max_batch,
-        Dim::Fixed(1) => 1,
-        Dim::Fixed(_) => {
-            return Err(format!(
+    let batch_limit = BatchAxis::of(&i.dims[0])
+        .ok_or_else(|| {
+            format!(
                 "input `{}` is {}: a fixed batch other than 1 is not supported",
                 input.name(),
                 i.show()
-            ));
-        }
-    };
+            )
+        })?
+        .limit(max_batch);
     let o = declared(output.name(), output.dtype())?;
     if o.ty != TensorElementType::Float32 || o.dims.len() != 2 || !o.fits(1, spec.dim) {
         return Err(format!(

@@ -4,6 +4,7 @@
 pub mod encoder;
 pub mod filter;
 pub mod run;
+pub mod schema;
 pub mod spec;
 pub mod text;
 pub mod verify;

@@ -1,25 +1,39 @@
 //! Checks of a variant's `embeddings/` folder, for `refaug validate`: every proposal shard has
 //! its embedding shard, made from exactly that file (sha256), with the same refs in the same
 //! order, the schema of the recorded dimension, finite values, kept proposal indices that exist,
-//! one embedding per kept proposal and per sentence.
+//! one embedding per kept proposal and per sentence; null image-side columns exactly for the
+//! refs of the images the shard lists as unreadable (reported as notes, not problems).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float32Type, Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::embed::run::{EMBEDDINGS_DIR, META_ENCODER, META_SOURCE, embedding_schema};
+use crate::embed::run::EMBEDDINGS_DIR;
+use crate::embed::schema::{
+    self, META_ENCODER, META_IMAGE_FAILURES, META_SOURCE, embedding_schema,
+};
+use crate::write::schema::{META_HUGGINGFACE, META_SCHEMA_VERSION};
 use crate::write::shard::{read_key_value_metadata, read_rows};
 
-/// Problems of `<variant_dir>/embeddings/`, each naming the file (and ref); none when the
-/// variant has no embeddings.
-pub fn verify_embeddings(variant_dir: &Path) -> Vec<String> {
+/// What the check of a variant's `embeddings/` found.
+#[derive(Debug, Default)]
+pub struct EmbeddingsCheck {
+    /// Each names the file (and ref).
+    pub problems: Vec<String>,
+    /// Refs without image embeddings because their image could not be read (as recorded).
+    pub notes: Vec<String>,
+}
+
+/// Checks `<variant_dir>/embeddings/`; nothing when the variant has no embeddings.
+pub fn verify_embeddings(variant_dir: &Path) -> EmbeddingsCheck {
     let dir = variant_dir.join(EMBEDDINGS_DIR);
+    let mut check = EmbeddingsCheck::default();
     if !dir.is_dir() {
-        return Vec::new();
+        return check;
     }
-    let mut problems = Vec::new();
     let sources = crate::validate::parquet_files(variant_dir);
     for src in sources {
         let name = src
@@ -28,18 +42,43 @@ pub fn verify_embeddings(variant_dir: &Path) -> Vec<String> {
             .to_string_lossy()
             .into_owned();
         let emb = dir.join(&name);
-        if let Err(e) = verify_one(&src, &emb) {
-            problems.push(format!("{}: {e}", emb.display()));
+        match verify_one(&src, &emb) {
+            Ok(failed) if failed.is_empty() => {}
+            Ok(failed) => check.notes.push(format!(
+                "{}: refs {failed:?} have no image embeddings: their image could not be read \
+                 (`{META_IMAGE_FAILURES}`); run `refaug embed` again once it can",
+                emb.display()
+            )),
+            Err(e) => check.problems.push(format!("{}: {e}", emb.display())),
         }
     }
-    problems
+    check
 }
 
-fn verify_one(src: &Path, emb: &Path) -> Result<(), String> {
+/// Checks one embedding shard against its proposal shard; returns the refs recorded as having
+/// an unreadable image.
+fn verify_one(src: &Path, emb: &Path) -> Result<Vec<i64>, String> {
     if !emb.is_file() {
         return Err("missing (run `refaug embed`)".into());
     }
     let kv = read_key_value_metadata(emb).map_err(|e| crate::error_chain(&e))?;
+    if kv.get(META_SCHEMA_VERSION).map(String::as_str) != Some(schema::SCHEMA_VERSION) {
+        return Err(format!(
+            "metadata `{META_SCHEMA_VERSION}` is {:?}, expected {:?}",
+            kv.get(META_SCHEMA_VERSION),
+            schema::SCHEMA_VERSION
+        ));
+    }
+    let failed: BTreeSet<i64> = kv
+        .get(META_IMAGE_FAILURES)
+        .and_then(|s| serde_json::from_str::<Vec<serde_json::Value>>(s).ok())
+        .ok_or(format!(
+            "no readable `{META_IMAGE_FAILURES}` in the metadata"
+        ))?
+        .iter()
+        .flat_map(|f| f["ref_ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|id| id.as_i64())
+        .collect();
     let source: serde_json::Value = kv
         .get(META_SOURCE)
         .and_then(|s| serde_json::from_str(s).ok())
@@ -57,6 +96,12 @@ fn verify_one(src: &Path, emb: &Path) -> Result<(), String> {
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|v| v["dim"].as_u64())
         .ok_or("no encoder dimension in the metadata")? as usize;
+    let hf = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+    if kv.get(META_HUGGINGFACE).and_then(|t| hf(t)) != hf(&schema::huggingface_metadata(dim)) {
+        return Err(format!(
+            "metadata `{META_HUGGINGFACE}` differs from the contract's features for dim {dim}"
+        ));
+    }
     let rows = read_rows(src).map_err(|e| crate::error_chain(&e))?;
     let file = fs_err::File::open(emb)
         .map_err(|e| e.to_string())?
@@ -85,6 +130,18 @@ fn verify_one(src: &Path, emb: &Path) -> Result<(), String> {
             let at = |what: &str| format!("row {i} (ref {}): {what}", row.ref_id);
             if ref_ids.value(k) != row.ref_id {
                 return Err(at(&format!("ref_id {} differs", ref_ids.value(k))));
+            }
+            let image_side = [col(2), col(3), col(4), col(5)];
+            if failed.contains(&row.ref_id) {
+                if !image_side.iter().all(|c| c.is_null(k)) {
+                    return Err(at(
+                        "its image is listed as unreadable but it has image embeddings",
+                    ));
+                }
+            } else if image_side.iter().any(|c| c.is_null(k)) {
+                return Err(at(
+                    "null image embeddings, but its image is not listed as unreadable",
+                ));
             }
             let idx = kept_idx.value(k);
             let idx = idx.as_primitive::<Int32Type>();
@@ -132,5 +189,14 @@ fn verify_one(src: &Path, emb: &Path) -> Result<(), String> {
     if i != rows.len() {
         return Err(format!("{i} rows, {} has {}", src.display(), rows.len()));
     }
-    Ok(())
+    if let Some(unknown) = failed
+        .iter()
+        .find(|r| !rows.iter().any(|row| row.ref_id == **r))
+    {
+        return Err(format!(
+            "`{META_IMAGE_FAILURES}` lists ref {unknown}, which {} does not have",
+            src.display()
+        ));
+    }
+    Ok(failed.into_iter().collect())
 }

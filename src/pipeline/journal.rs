@@ -5,6 +5,7 @@
 //! ```text
 //! <out>/.refaug/settings.json        what the output is made from (refused if it changes, unless --force)
 //! <out>/.refaug/lock-<i>-of-<N>      held while worker i of N runs (a second run is refused)
+//! <out>/.refaug/embed-lock-<i>-of-<N>   held while `refaug embed`'s worker i of N runs
 //! <out>/.refaug/units/<split>-NNNNN.json   written after every variant's shard of that unit is in place
 //! ```
 //! A unit counts as done only when its record exists; a crash between a shard's rename and the record
@@ -112,6 +113,42 @@ fn lock_count(name: &str) -> Option<&str> {
         .map(|(_, n)| n)
 }
 
+/// The lock `refaug embed`'s worker `worker` (`"i-of-N"`) holds on an output: refused while
+/// the same worker embeds, while an embed worker of another count does (they would write the
+/// same shards), or while any `refaug run` worker writes the proposal shards embed reads.
+/// Released when the returned file is dropped or the process dies.
+pub fn lock_embed(root: &Path, worker: &str) -> Result<File, JournalError> {
+    const PREFIX: &str = "embed-";
+    let state = state_dir(root);
+    fs_err::create_dir_all(&state)?;
+    let own = format!("{PREFIX}lock-{worker}");
+    let lock_path = state.join(&own);
+    let Some(lock) = try_lock(&lock_path)? else {
+        return Err(JournalError::Locked {
+            path: lock_path,
+            worker: worker.to_string(),
+        });
+    };
+    let count = lock_count(&own[PREFIX.len()..]).unwrap_or("1").to_string();
+    for e in fs_err::read_dir(&state)? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        let other_embed = name
+            .strip_prefix(PREFIX)
+            .and_then(lock_count)
+            .is_some_and(|n| n != count);
+        if (other_embed || lock_count(&name).is_some()) && try_lock(&state.join(&name))?.is_none() {
+            return Err(JournalError::Locked {
+                worker: name
+                    .trim_start_matches(PREFIX)
+                    .trim_start_matches("lock-")
+                    .to_string(),
+                path: state.join(name),
+            });
+        }
+    }
+    Ok(lock)
+}
+
 impl OutputDir {
     /// Creates or reopens `root` for worker `worker` (`"i-of-N"`), refusing a concurrent run of the
     /// same worker and an output made with other `settings` (unless `force`, which removes the old
@@ -139,7 +176,9 @@ impl OutputDir {
             .to_string();
         for e in fs_err::read_dir(&state)? {
             let name = e?.file_name().to_string_lossy().into_owned();
-            if lock_count(&name).is_none_or(|n| n == count) {
+            // `refaug embed` reads the shards a run rewrites.
+            let embedding = name.starts_with("embed-lock-");
+            if !embedding && lock_count(&name).is_none_or(|n| n == count) {
                 continue;
             }
             let other = state.join(&name);

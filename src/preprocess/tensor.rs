@@ -35,6 +35,26 @@ impl Chw {
     }
 }
 
+/// Stack `tensors` (all 3 × h × w) into one `[n, 3, h, w]` model input, in `buf`; a single
+/// tensor is used as is, without a copy. Returns the shape and the data.
+pub fn stack_nchw<'a>(buf: &'a mut Vec<f32>, tensors: &[&'a Chw]) -> (Vec<usize>, &'a [f32]) {
+    let (h, w) = (tensors[0].height, tensors[0].width);
+    let shape = vec![tensors.len(), 3, h, w];
+    if let [one] = tensors {
+        return (shape, &one.data);
+    }
+    buf.clear();
+    for t in tensors {
+        assert_eq!(
+            (t.height, t.width),
+            (h, w),
+            "tensors of one batch share a size"
+        );
+        buf.extend_from_slice(&t.data);
+    }
+    (shape, buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +68,22 @@ mod tests {
         // 51/255 = 0.2 and 102/255 = 0.4 exactly in decimal; float32 division rounds them to the
         // nearest float32 of 0.2 / 0.4, which is what the literals denote.
         assert_eq!(t.data, vec![0.0, 1.0, 0.2, 0.4, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn stacking_concatenates_in_order_and_one_tensor_is_not_copied() {
+        let t = |v: f32| Chw {
+            height: 1,
+            width: 1,
+            data: vec![v, v + 0.5, v + 0.25],
+        };
+        let (a, b) = (t(1.0), t(2.0));
+        let mut buf = Vec::new();
+        let (shape, data) = stack_nchw(&mut buf, &[&a, &b]);
+        assert_eq!(shape, [2, 3, 1, 1]);
+        assert_eq!(data, [1.0, 1.5, 1.25, 2.0, 2.5, 2.25]);
+        let (shape, data) = stack_nchw(&mut buf, &[&a]);
+        assert_eq!(shape, [1, 3, 1, 1]);
+        assert!(std::ptr::eq(data, a.data.as_slice()));
     }
 }

@@ -96,6 +96,9 @@ pub enum ColumnType {
     List(&'static ColumnSpec),
     /// A struct of named fields, in this order.
     Struct(&'static [ColumnSpec]),
+    /// A float32 vector of the contract's dimension D (Arrow `fixed_size_list<float32, D>`);
+    /// D is the shard's, recorded in its metadata (the embeddings contract: the encoder's dim).
+    Vector,
 }
 
 /// One column (or nested field) of the contract.
@@ -304,16 +307,24 @@ pub static COLUMNS: [ColumnSpec; 15] = [
     ),
 ];
 
+/// The element of every [`ColumnType::Vector`].
+pub static VECTOR_ELEMENT: ColumnSpec = element(ColumnType::Float32, "One coordinate.");
+
 impl ColumnType {
-    /// The Arrow type of this column.
-    pub fn arrow_type(&self) -> DataType {
+    /// The Arrow type of this column, its vectors of dimension `dim` (unused by contracts
+    /// without vectors).
+    pub fn arrow_type(&self, dim: usize) -> DataType {
         match self {
             ColumnType::Int32 => DataType::Int32,
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Float32 => DataType::Float32,
             ColumnType::String => DataType::Utf8,
-            ColumnType::List(element) => DataType::List(Arc::new(element.arrow_field())),
-            ColumnType::Struct(fields) => DataType::Struct(struct_fields(fields)),
+            ColumnType::List(element) => DataType::List(Arc::new(element.arrow_field(dim))),
+            ColumnType::Struct(fields) => DataType::Struct(struct_fields(fields, dim)),
+            ColumnType::Vector => DataType::FixedSizeList(
+                Arc::new(VECTOR_ELEMENT.arrow_field(dim)),
+                i32::try_from(dim).expect("a vector dimension fits in i32"),
+            ),
         }
     }
 
@@ -326,6 +337,7 @@ impl ColumnType {
             ColumnType::String => "string",
             ColumnType::List(_) => "list",
             ColumnType::Struct(_) => "struct",
+            ColumnType::Vector => "fixed_size_list",
         }
     }
 
@@ -340,38 +352,44 @@ impl ColumnType {
                     .collect();
                 format!("struct<{}>", inner.join(", "))
             }
+            ColumnType::Vector => "fixed_size_list<float32, D>".to_string(),
             other => other.name().to_string(),
         }
     }
 }
 
-fn struct_fields(fields: &[ColumnSpec]) -> Fields {
+fn struct_fields(fields: &[ColumnSpec], dim: usize) -> Fields {
     fields
         .iter()
-        .map(|f| Arc::new(f.arrow_field()))
+        .map(|f| Arc::new(f.arrow_field(dim)))
         .collect::<Vec<FieldRef>>()
         .into()
 }
 
 impl ColumnSpec {
-    /// The Arrow field of this column (no field metadata: descriptions live in `schemas/`).
-    pub fn arrow_field(&self) -> Field {
-        Field::new(self.name, self.ty.arrow_type(), self.nullable)
+    /// The Arrow field of this column, its vectors of dimension `dim` (no field metadata:
+    /// descriptions live in `schemas/`).
+    pub fn arrow_field(&self, dim: usize) -> Field {
+        Field::new(self.name, self.ty.arrow_type(dim), self.nullable)
     }
 }
 
-/// The Arrow schema of a shard (fields only; the key-value metadata is the shard writer's).
+/// The Arrow schema of `columns` (fields only), vectors of dimension `dim`.
+pub fn arrow_schema_of(columns: &[ColumnSpec], dim: usize) -> Schema {
+    Schema::new(
+        columns
+            .iter()
+            .map(|c| c.arrow_field(dim))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The Arrow schema of a proposal shard (fields only; the key-value metadata is the shard
+/// writer's).
 pub fn arrow_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(
-                COLUMNS
-                    .iter()
-                    .map(ColumnSpec::arrow_field)
-                    .collect::<Vec<_>>(),
-            ))
-        })
+        .get_or_init(|| Arc::new(arrow_schema_of(&COLUMNS, 0)))
         .clone()
 }
 
@@ -382,11 +400,14 @@ pub fn arrow_schema() -> SchemaRef {
 /// as a one-element JSON array `[feature]`: `generate_from_dict` turns it into `List(feature)`
 /// in datasets ≥ 4, and datasets 2.x/3.x read it as a list too, whereas `{"_type": "List"}`
 /// does not exist before datasets 4 and makes their `load_dataset` fail. A `Sequence` of a dict
-/// is avoided: it means a struct of lists.
-struct HfFeature<'a>(&'a ColumnSpec);
+/// is avoided: it means a struct of lists. A vector is `{"feature": float32, "length": D,
+/// "_type": "Sequence"}`, which every datasets version reads as a fixed-length list of floats
+/// (`List(Value("float32"), length=D)` from datasets 4 on).
+struct HfFeature<'a>(&'a ColumnSpec, usize);
 
 impl Serialize for HfFeature<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let dim = self.1;
         let dtype = match self.0.ty {
             ColumnType::Int32 => "int32",
             ColumnType::Int64 => "int64",
@@ -394,10 +415,17 @@ impl Serialize for HfFeature<'_> {
             ColumnType::String => "string",
             ColumnType::List(element) => {
                 let mut seq = serializer.serialize_seq(Some(1))?;
-                seq.serialize_element(&HfFeature(element))?;
+                seq.serialize_element(&HfFeature(element, dim))?;
                 return seq.end();
             }
-            ColumnType::Struct(fields) => return HfFeatures(fields).serialize(serializer),
+            ColumnType::Struct(fields) => return HfFeatures(fields, dim).serialize(serializer),
+            ColumnType::Vector => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("feature", &HfFeature(&VECTOR_ELEMENT, dim))?;
+                map.serialize_entry("length", &dim)?;
+                map.serialize_entry("_type", "Sequence")?;
+                return map.end();
+            }
         };
         let mut map = serializer.serialize_map(Some(2))?;
         map.serialize_entry("dtype", dtype)?;
@@ -406,14 +434,15 @@ impl Serialize for HfFeature<'_> {
     }
 }
 
-/// The features of a set of columns, as an ordered JSON object (datasets keeps column order).
-struct HfFeatures<'a>(&'a [ColumnSpec]);
+/// The features of a set of columns, as an ordered JSON object (datasets keeps column order),
+/// vectors of dimension `.1`.
+pub(crate) struct HfFeatures<'a>(pub(crate) &'a [ColumnSpec], pub(crate) usize);
 
 impl Serialize for HfFeatures<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for column in self.0 {
-            map.serialize_entry(column.name, &HfFeature(column))?;
+            map.serialize_entry(column.name, &HfFeature(column, self.1))?;
         }
         map.end()
     }
@@ -429,18 +458,23 @@ struct HfMetadata<'a> {
     info: HfInfo<'a>,
 }
 
-/// The value of the `huggingface` key-value metadata: `{"info": {"features": {…}}}`, columns in
-/// file order.
+/// The value of the `huggingface` key-value metadata of a proposal shard:
+/// `{"info": {"features": {…}}}`, columns in file order.
 pub fn huggingface_metadata() -> String {
+    huggingface_metadata_of(&COLUMNS, 0)
+}
+
+/// The `huggingface` key-value metadata of a shard of `columns`, vectors of dimension `dim`.
+pub fn huggingface_metadata_of(columns: &[ColumnSpec], dim: usize) -> String {
     serde_json::to_string(&HfMetadata {
         info: HfInfo {
-            features: HfFeatures(&COLUMNS),
+            features: HfFeatures(columns, dim),
         },
     })
     .expect("serialising static features cannot fail")
 }
 
-/// One column in `schemas/refaug-proposals.schema.json`.
+/// One column in a `schemas/*.schema.json`.
 #[derive(Serialize)]
 struct ColumnJson {
     name: &'static str,
@@ -452,12 +486,16 @@ struct ColumnJson {
     element: Option<Box<ColumnJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<Vec<ColumnJson>>,
+    /// A vector's length: `"D"`, the dimension its shard's metadata records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<&'static str>,
 }
 
 impl ColumnJson {
     fn of(spec: &'static ColumnSpec) -> Self {
         let (element, fields) = match spec.ty {
             ColumnType::List(element) => (Some(Box::new(ColumnJson::of(element))), None),
+            ColumnType::Vector => (Some(Box::new(ColumnJson::of(&VECTOR_ELEMENT))), None),
             ColumnType::Struct(fields) => (None, Some(fields.iter().map(ColumnJson::of).collect())),
             _ => (None, None),
         };
@@ -468,6 +506,7 @@ impl ColumnJson {
             description: spec.description,
             element,
             fields,
+            length: matches!(spec.ty, ColumnType::Vector).then_some("D"),
         }
     }
 }
@@ -485,10 +524,8 @@ struct ContractJson {
     box_convention: &'static str,
     row_order: &'static str,
     file_layout: &'static str,
-    columns: Vec<ColumnJson>,
-    metadata_keys: Vec<MetadataKeyJson>,
-    huggingface_features: HfFeatures<'static>,
-    changes: Vec<ChangeJson>,
+    #[serde(flatten)]
+    tables: TablesJson,
 }
 
 #[derive(Serialize)]
@@ -496,6 +533,78 @@ struct ChangeJson {
     version: &'static str,
     changes: &'static str,
 }
+
+/// The tables every contract in `schemas/` has (the proposals' and the embeddings'): columns,
+/// metadata keys, changes; and the vector dimension its Hugging Face features are shown with.
+pub(crate) struct Tables {
+    pub(crate) columns: &'static [ColumnSpec],
+    pub(crate) metadata_keys: &'static [(&'static str, &'static str)],
+    pub(crate) changes: &'static [(&'static str, &'static str)],
+    pub(crate) dim: usize,
+}
+
+/// The tables in a contract's JSON, after its own fields.
+#[derive(Serialize)]
+pub(crate) struct TablesJson {
+    columns: Vec<ColumnJson>,
+    metadata_keys: Vec<MetadataKeyJson>,
+    huggingface_features: HfFeatures<'static>,
+    changes: Vec<ChangeJson>,
+}
+
+impl Tables {
+    pub(crate) fn json(&self) -> TablesJson {
+        TablesJson {
+            columns: self.columns.iter().map(ColumnJson::of).collect(),
+            metadata_keys: self
+                .metadata_keys
+                .iter()
+                .map(|&(key, description)| MetadataKeyJson { key, description })
+                .collect(),
+            huggingface_features: HfFeatures(self.columns, self.dim),
+            changes: self
+                .changes
+                .iter()
+                .map(|&(version, changes)| ChangeJson { version, changes })
+                .collect(),
+        }
+    }
+
+    /// The Markdown of the tables: (column rows, metadata rows, change items), each
+    /// newline-joined.
+    pub(crate) fn markdown(&self) -> (String, String, String) {
+        let mut rows = Vec::new();
+        for column in self.columns {
+            readme_rows(&mut rows, "", column);
+        }
+        let metadata: Vec<String> = self
+            .metadata_keys
+            .iter()
+            .map(|(key, description)| format!("| `{key}` | {description} |"))
+            .collect();
+        let changes: Vec<String> = self
+            .changes
+            .iter()
+            .map(|(version, what)| format!("- {version}: {what}"))
+            .collect();
+        (rows.join("\n"), metadata.join("\n"), changes.join("\n"))
+    }
+}
+
+/// A contract's JSON, pretty-printed with a trailing newline.
+pub(crate) fn pretty_json(contract: &impl Serialize) -> String {
+    let mut text =
+        serde_json::to_string_pretty(contract).expect("serialising the contract cannot fail");
+    text.push('\n');
+    text
+}
+
+const TABLES: Tables = Tables {
+    columns: &COLUMNS,
+    metadata_keys: METADATA_KEYS,
+    changes: CHANGES,
+    dim: 0,
+};
 
 const BOX_CONVENTION: &str = "Every box is xyxy in float32 pixels of the original image \
     (the stored pixel grid that instances.json width/height describe; EXIF orientation is not \
@@ -527,23 +636,12 @@ pub fn contract_json() -> String {
         box_convention: BOX_CONVENTION,
         row_order: ROW_ORDER,
         file_layout: FILE_LAYOUT,
-        columns: COLUMNS.iter().map(ColumnJson::of).collect(),
-        metadata_keys: METADATA_KEYS
-            .iter()
-            .map(|&(key, description)| MetadataKeyJson { key, description })
-            .collect(),
-        huggingface_features: HfFeatures(&COLUMNS),
-        changes: CHANGES
-            .iter()
-            .map(|&(version, changes)| ChangeJson { version, changes })
-            .collect(),
+        tables: TABLES.json(),
     };
-    let mut text =
-        serde_json::to_string_pretty(&contract).expect("serialising the contract cannot fail");
-    text.push('\n');
-    text
+    pretty_json(&contract)
 }
 
+/// The `schemas/` README table rows of `spec` and its nested fields.
 fn readme_rows(out: &mut Vec<String>, prefix: &str, spec: &ColumnSpec) {
     let path = format!("{prefix}{}", spec.name);
     let nullable = if spec.nullable { "yes" } else { "no" };
@@ -571,20 +669,16 @@ fn readme_rows(out: &mut Vec<String>, prefix: &str, spec: &ColumnSpec) {
 
 /// The human-readable contract (`schemas/README.md`).
 pub fn readme_markdown() -> String {
-    let mut rows = Vec::new();
-    for column in &COLUMNS {
-        readme_rows(&mut rows, "", column);
-    }
-    let metadata: Vec<String> = METADATA_KEYS
-        .iter()
-        .map(|(key, description)| format!("| `{key}` | {description} |"))
-        .collect();
+    let (rows, metadata, changes) = TABLES.markdown();
     format!(
         "<!-- Generated by refaug::write::schema::readme_markdown(); do not edit. \
          Regenerate with `REFAUG_BLESS=1 cargo test --test write`. -->\n\
          # The refaug proposals contract, version {SCHEMA_VERSION}\n\
          \n\
          Machine-readable form: [`{CONTRACT_NAME}.schema.json`]({CONTRACT_NAME}.schema.json).\n\
+         \n\
+         The CLIP embeddings `refaug embed` adds beside a variant have their own contract: \
+         [`{}`]({}).\n\
          \n\
          ## Rows\n\
          \n\
@@ -640,21 +734,26 @@ pub fn readme_markdown() -> String {
          ## Changes\n\
          \n\
          {}\n",
-        rows.join("\n"),
-        metadata.join("\n"),
-        CHANGES
-            .iter()
-            .map(|(version, what)| format!("- {version}: {what}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        crate::embed::schema::README_FILE,
+        crate::embed::schema::README_FILE,
+        rows,
+        metadata,
+        changes,
     )
 }
 
-/// The files of `schemas/`: (file name, content).
-pub fn schema_files() -> [(String, String); 2] {
+/// The files of `schemas/`: (file name, content): the proposals contract and the embeddings
+/// contract ([`crate::embed::schema`]).
+pub fn schema_files() -> [(String, String); 4] {
+    use crate::embed::schema as emb;
     [
         (format!("{CONTRACT_NAME}.schema.json"), contract_json()),
         ("README.md".to_string(), readme_markdown()),
+        (
+            format!("{}.schema.json", emb::CONTRACT_NAME),
+            emb::contract_json(),
+        ),
+        (emb::README_FILE.to_string(), emb::readme_markdown()),
     ]
 }
 

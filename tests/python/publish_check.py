@@ -10,7 +10,10 @@ Usage: publish_check.py DIR CACHE_DIR  (run by tests/publish.rs).
 - Hugging Face `datasets` loads every config from the folder (offline), with the card's split
   sizes verified, and the rows equal pyarrow's;
 - DuckDB counts the rows of each config;
-- mlcroissant validates croissant.json and reads the records of each record set.
+- an embeddings config (`<variant>-embeddings`, from `refaug embed`) has the shard names of its
+  variant's config, split for split, and vectors of one fixed length;
+- mlcroissant validates croissant.json and reads the records of each variant's record set
+  (the embeddings configs have none).
 Prints one line per check.
 """
 
@@ -28,6 +31,8 @@ import datasets
 import duckdb
 import pyarrow.parquet as pq
 import yaml
+
+EMBEDDINGS_SUFFIX = "-embeddings"
 
 
 def main(folder, cache_dir):
@@ -109,6 +114,19 @@ def main(folder, cache_dir):
         assert count == sum(s["num_examples"] for s in info["splits"]), count
         print(f"duckdb {duckdb.__version__}: {name} has {count} rows")
 
+    names = {c["config_name"] for c in configs}
+    for name in sorted(n for n in names if n.endswith(EMBEDDINGS_SUFFIX)):
+        variant = name.removesuffix(EMBEDDINGS_SUFFIX)
+        assert variant in names, (name, sorted(names))
+        own = sorted(p.name for p in (root / "data" / name).glob("*.parquet"))
+        of_variant = sorted(p.name for p in (root / "data" / variant).glob("*.parquet"))
+        assert own == of_variant, (name, own, of_variant)
+        vector = datasets.Features._from_yaml_list(infos[name]["features"])[
+            "gt_embedding"
+        ]
+        assert isinstance(vector, datasets.List) and vector.length > 0, vector
+        print(f"{name}: the shards of {variant}, vectors of length {vector.length}")
+
     # The card's SQL examples run as written, from the folder.
     cwd = os.getcwd()
     os.chdir(root)
@@ -127,6 +145,8 @@ def main(folder, cache_dir):
     dataset = mlc.Dataset(jsonld=str(root / "croissant.json"))
     for config in configs:
         name = config["config_name"]
+        if name.endswith(EMBEDDINGS_SUFFIX):
+            continue
         records = list(dataset.records(record_set=name))
         expected = sum(s["num_examples"] for s in infos[name]["splits"])
         assert len(records) == expected, (name, len(records), expected)
