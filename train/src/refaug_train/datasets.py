@@ -23,7 +23,15 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .features import FeatureSource
-from .filters import RESEARCH_FILTER, ProposalFilter, box_iou, eval_candidates, first_argmax, training_target
+from .filters import (
+    BEST_IOU_ABOVE,
+    RESEARCH_FILTER,
+    ProposalFilter,
+    box_iou,
+    eval_candidates,
+    first_argmax,
+    training_target,
+)
 from .shards import Refs
 
 B = TypeVar("B")
@@ -191,12 +199,14 @@ def ranking_train(
     split: str | None,
     limit: int = -1,
     flt: ProposalFilter = RESEARCH_FILTER,
+    best_iou_above: float = BEST_IOU_ABOVE,
 ) -> RankingDataset:
-    """The H1/H3 training view: >= 2 kept, best IoU > 0.5, target = first argmax; first `limit` items."""
+    """The H1/H3 training view: >= 2 kept, best IoU > `best_iou_above` (the research's 0.5), target = first
+    argmax; first `limit` items."""
 
     def select(i: int) -> Selection:
         b, s = refs.proposals(i)
-        t = training_target(b, s, refs.gt[i], flt)
+        t = training_target(b, s, refs.gt[i], flt, best_iou_above)
         return None if t is None else (t.kept, b[t.kept], t.target, False)
 
     return _ranking_view(refs, source, split, limit, select)

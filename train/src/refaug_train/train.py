@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .datasets import ContrastiveDataset, PairBatch, RankingBatch, RankingDataset, unbatched
-from .filters import box_iou
+from .filters import BEST_IOU_ABOVE, box_iou
 from .heads import ClipFlyp, HeadKind, RankingHead, SfNet, clip_loss, make_head, ranking_loss
 from .metrics import summarize
 
@@ -46,6 +46,7 @@ class FitConfig:
     seed: int = 42
     per_epoch_optimizer: bool = False
     train_limit: int = -1
+    best_iou_above: float = BEST_IOU_ABOVE
     device: str = "cpu"
     progress: bool = True
 
@@ -74,6 +75,29 @@ def make_optimizer(cfg: FitConfig, params: Any) -> torch.optim.Optimizer:
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+class DeviceError(RuntimeError):
+    """A --device that torch cannot use here."""
+
+
+def torch_device(name: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`; a CUDA device torch does not see is an error, never a silent CPU run."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(f"--device {name}: only cpu, cuda and cuda:N are supported") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name}: torch {torch.__version__} sees no CUDA GPU here "
+                "(torch.cuda.is_available() is False); use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise DeviceError(f"--device {name}: only cpu, cuda and cuda:N are supported")
+    return dev
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -128,7 +152,7 @@ class Evaluation:
 def evaluate(model: RankingHead, ds: RankingDataset, batch: int = 1024, device: str = "cpu") -> Evaluation:
     """§6 eval_step: pred = first argmax of the head's logits; IoU of the predicted box with the ground truth;
     cosine and Euclidean distance between the frozen embeddings of the ground-truth and predicted crops."""
-    dev = torch.device(device)
+    dev = torch_device(device)
     model.eval()
     model.to(dev)
     preds, ious, coss, eds = [], [], [], []
@@ -200,8 +224,8 @@ def fit(
 ) -> tuple[RankingHead, RunState]:
     """Train `cfg.head`; after each epoch: validation loss, validation acc@0.5 and mIoU (on `val_eval`), a
     checkpoint `epoch-NN.pt` and `log.csv`. Epoch 0 is the evaluation before training (§5 loop step 1)."""
+    dev = torch_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(cfg.device)
     gen = seed_everything(cfg.seed)
     dim = (
         int(train_ds.img.shape[1])
@@ -271,7 +295,7 @@ def fit(
 
 def load_head(path: Path, device: str = "cpu") -> RankingHead:
     """The model of a checkpoint written by `fit`."""
-    payload = torch.load(path, map_location=device, weights_only=False)
+    payload = torch.load(path, map_location=torch_device(device), weights_only=False)
     c = payload["config"]
     sd = payload["model"]
     dim = _dim_of(sd)
