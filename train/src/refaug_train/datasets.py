@@ -59,7 +59,9 @@ class Ragged:
         ar = torch.arange(kmax)
         mask = ar[None, :] < count[:, None]
         pos = torch.where(mask, start[:, None] + ar[None, :], torch.zeros_like(mask, dtype=torch.int64))
-        out = self.values[pos] * mask.unsqueeze(-1).to(self.values.dtype)
+        out = self.values[pos]
+        if not bool(mask.all()):
+            out.masked_fill_(~mask.unsqueeze(-1), 0)
         return out, mask
 
     def to(self, device: torch.device) -> Ragged:

@@ -4,6 +4,9 @@ Seeded and reproducible on the CPU: `torch.manual_seed(seed)`, `random.seed(seed
 generator seeded with it (§5); checkpoints hold the model, the optimizer and every random state, so `resume`
 continues exactly where an uninterrupted run would be. One optimizer for the run by default; the research
 re-created it at every epoch (Adam moments and SGD momentum reset), `per_epoch_optimizer=True` does that.
+`bf16=True` runs the training forward under `torch.autocast(bfloat16)` (matmuls in bfloat16; weights,
+gradients, norms and the loss's softmax in float32): faster on CPUs with AVX-512 BF16, not the research's
+arithmetic, so off by default; evaluation is always float32.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class FitConfig:
     per_epoch_optimizer: bool = False
     train_limit: int = -1
     best_iou_above: float = BEST_IOU_ABOVE
+    bf16: bool = False
     device: str = "cpu"
     progress: bool = True
 
@@ -67,11 +71,15 @@ class FitConfig:
 
 
 def make_optimizer(cfg: FitConfig, params: Any) -> torch.optim.Optimizer:
-    """Over every parameter (weights, biases, logit_scale), weight decay on all of them (§5)."""
+    """Over every parameter (weights, biases, logit_scale), weight decay on all of them (§5). SGD and Adam
+    use torch's fused kernels (the same update in one pass over each tensor: half the time of the
+    per-tensor loop for a 1024x1024 weight on this CPU); Adadelta has none."""
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
+        )
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
@@ -266,7 +274,8 @@ def fit(
         t0, total, n = time.perf_counter(), 0.0, 0
         for b in tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False):
             opt.zero_grad()
-            loss = batch_loss(model, b, dev)
+            with torch.autocast(dev.type, torch.bfloat16, enabled=cfg.bf16):
+                loss = batch_loss(model, b, dev)
             loss.backward()
             opt.step()
             if isinstance(model, ClipFlyp):
