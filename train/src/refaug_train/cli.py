@@ -15,6 +15,7 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -150,19 +151,35 @@ def fit_run(
 ) -> int:
     """Fit `cfg.head` on one variant: checkpoints, log.csv, loss.png, accuracy.png in `out`; the number of
     training items."""
-    val_eval = D.ranking_eval(refs, src, val_split)
-    if cfg.head == "flyp":
+    train: D.Packed[Any]
+    val: D.Packed[Any] | None = None  # the validation loss's items; ranking heads: val_eval's
+    if cfg.augment and cfg.head != "flyp":
+        raise ShardError(
+            f"--augment {cfg.augment}: only the FLYP head (--head flyp) has an augmented variant"
+        )
+    if cfg.augment:
+        from .augment import augmented
+        from .images import ImageFeatures
+
+        if not isinstance(src, ImageFeatures):
+            raise ShardError(
+                f"--augment {cfg.augment}: the views change every epoch, so they need the images source "
+                "(--images DIR --image-model M --text-model M), not precomputed embeddings"
+            )
+        train = augmented(refs, src, train_split, cfg.augment, cfg.train_limit)
+        val = D.contrastive(refs, src, val_split)
+    elif cfg.head == "flyp":
         train = D.contrastive(refs, src, train_split, cfg.train_limit)
-        val: D.RankingDataset | D.ContrastiveDataset = D.contrastive(refs, src, val_split)
+        val = D.contrastive(refs, src, val_split)
     else:
         train = D.ranking_train(refs, src, train_split, cfg.train_limit, best_iou_above=cfg.best_iou_above)
-        val = val_eval
     if len(train) == 0:
         raise ShardError(
             f"{variant}: no {train_split} item for head {cfg.head} (best IoU > {cfg.best_iou_above} after "
             "the filter; --best-iou-above lowers the threshold)"
         )
-    _, state = fit(cfg, train, val, val_eval, out, resume=resume)
+    val_eval = D.ranking_eval(refs, src, val_split)
+    _, state = fit(cfg, train, val if val is not None else val_eval, val_eval, out, resume=resume)
     plot_log(out / "log.csv", out)
     print(f"{variant.name} {run_name(cfg)}: {state.epoch} epochs, {len(train)} items; last: {state.log[-1]}")
     return len(train)

@@ -26,7 +26,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .datasets import ContrastiveDataset, PairBatch, RankingBatch, RankingDataset, unbatched
+from .datasets import (
+    Packed,
+    PairBatch,
+    RankingBatch,
+    RankingDataset,
+    ViewsBatch,
+    unbatched,
+)
 from .filters import BEST_IOU_ABOVE, box_iou
 from .heads import ClipFlyp, HeadKind, RankingHead, SfNet, clip_loss, make_head, ranking_loss
 from .metrics import summarize
@@ -51,6 +58,7 @@ class FitConfig:
     train_limit: int = -1
     best_iou_above: float = BEST_IOU_ABOVE
     bf16: bool = False
+    augment: int = 0
     device: str = "cpu"
     progress: bool = True
 
@@ -115,7 +123,7 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _loader(ds: RankingDataset | ContrastiveDataset, batch: int, gen: torch.Generator | None) -> DataLoader:
+def _loader(ds: Packed[Any], batch: int, gen: torch.Generator | None) -> DataLoader:
     return DataLoader(ds, batch_size=batch, shuffle=gen is not None, generator=gen, collate_fn=unbatched)
 
 
@@ -128,17 +136,23 @@ def _pair_loss(model: ClipFlyp, b: PairBatch, dev: torch.device) -> torch.Tensor
     return clip_loss(*model.embed_pairs(b.img.to(dev), b.txt.to(dev)))
 
 
-def batch_loss(model: nn.Module, b: RankingBatch | PairBatch, dev: torch.device) -> torch.Tensor:
-    if isinstance(b, PairBatch):
+def _views_loss(model: ClipFlyp, b: ViewsBatch, dev: torch.device) -> torch.Tensor:
+    """§4.2d: the B x m views embedded at once, then the mean over the m slices of ClipLoss (B x B each)."""
+    bsz, m, d = b.img.shape
+    img_z, txt_z, scale = model.embed_pairs(b.img.to(dev).reshape(-1, d), b.txt.to(dev).reshape(-1, d))
+    img_z, txt_z = img_z.reshape(bsz, m, -1), txt_z.reshape(bsz, m, -1)
+    return torch.stack([clip_loss(img_z[:, j], txt_z[:, j], scale) for j in range(m)]).mean()
+
+
+def batch_loss(model: nn.Module, b: RankingBatch | PairBatch | ViewsBatch, dev: torch.device) -> torch.Tensor:
+    if isinstance(b, PairBatch | ViewsBatch):
         assert isinstance(model, ClipFlyp)
-        return _pair_loss(model, b, dev)
+        return _pair_loss(model, b, dev) if isinstance(b, PairBatch) else _views_loss(model, b, dev)
     return _ranking_loss(model, b, dev)
 
 
 @torch.no_grad()
-def mean_loss(
-    model: nn.Module, ds: RankingDataset | ContrastiveDataset, batch: int, dev: torch.device
-) -> float:
+def mean_loss(model: nn.Module, ds: Packed[Any], batch: int, dev: torch.device) -> float:
     """Mean of the batch losses, unshuffled (the research's test_step)."""
     model.eval()
     losses = [float(batch_loss(model, b, dev)) for b in _loader(ds, batch, None)]
@@ -224,8 +238,8 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 def fit(
     cfg: FitConfig,
-    train_ds: RankingDataset | ContrastiveDataset,
-    val_ds: RankingDataset | ContrastiveDataset | None,
+    train_ds: Packed[Any],
+    val_ds: Packed[Any] | None,
     val_eval: RankingDataset | None,
     out: Path,
     resume: bool = False,
@@ -235,12 +249,7 @@ def fit(
     dev = torch_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
     gen = seed_everything(cfg.seed)
-    dim = (
-        int(train_ds.img.shape[1])
-        if isinstance(train_ds, ContrastiveDataset)
-        else int(train_ds.crops.values.shape[1])
-    )
-    model = make_head(cfg.head, dim, cfg.net, cfg.dropout, cfg.normalize).to(dev)
+    model = make_head(cfg.head, train_ds.dim, cfg.net, cfg.dropout, cfg.normalize).to(dev)
     opt = make_optimizer(cfg, model.parameters())
     state = RunState()
     ck = latest_checkpoint(out) if resume else None
