@@ -42,6 +42,17 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
 
 
+RESEARCH_DEFAULT = "default: the research's (§5)"
+FLAG_HELP = {
+    "normalize": "FLYP: L2-normalise the features in the contrastive loss (the research did not)",
+    "per_epoch_optimizer": "re-create the optimizer every epoch, as the research's loop did",
+    "train_limit": "the first N training items in file order (default: the research's: H1 5120, else all)",
+    "best_iou_above": "training filter for H1/H3: best IoU over the kept proposals above this (default 0.5)",
+    "bf16": "train under bfloat16 autocast (faster on AVX-512 BF16 CPUs; not the research's arithmetic)",
+    "augment": "FLYP's augmented variant: M views per ref each epoch (needs --images; default 0: none)",
+}
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """The splits, every FitConfig field but head/net/device/progress as a flag (default: the research's,
     §5), and --quiet."""
@@ -52,10 +63,10 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + fld.name.replace("_", "-")
         if fld.type in ("bool",):
-            p.add_argument(flag, action="store_true", default=None)
+            p.add_argument(flag, action="store_true", default=None, help=FLAG_HELP.get(fld.name))
         else:
             kind = {"int": int, "float": float}.get(str(fld.type), str)
-            p.add_argument(flag, type=kind, default=None, help="default: the research's (§5)")
+            p.add_argument(flag, type=kind, default=None, help=FLAG_HELP.get(fld.name, RESEARCH_DEFAULT))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
