@@ -40,6 +40,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-model", type=Path, help="CLIP image encoder (ONNX: image -> embedding)")
     p.add_argument("--text-model", type=Path, help="CLIP text encoder (ONNX: tokens -> embedding)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's, = cores)")
 
 
 RESEARCH_DEFAULT = "default: the research's (§5)"
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--splits", default="train,val,test", help="evaluated splits")
     gr.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
     gr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    gr.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's, = cores)")
     _fit_args(gr)
     r = sub.add_parser("report", help="results tables (md, csv, json) from evaluate outputs")
     r.add_argument("evals", type=Path, nargs="+", help="folders written by evaluate")
@@ -324,6 +326,8 @@ def cmd_zero_shot_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
     try:
         return {
             "fit": cmd_fit,
