@@ -128,3 +128,20 @@ def test_grid_trains_every_head_on_every_variant(tmp_path):
     assert z == next(
         r for r in rows if r["head"] == "zero-shot" and r["variant"] == "yolo" and r["split"] == "val"
     )
+
+
+def test_grid_with_the_research_filter_skips_what_it_leaves_empty(tmp_path, capsys):
+    out = tmp_path / "sample"
+    shutil.copytree(SAMPLE, out)
+    argv = ["grid", str(out), "--heads", "sf", "--epochs", "1", "--batch-size", "8", "--splits", "val"]
+    assert main([*argv, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped sf-net1 on detr" in err and "skipped sf-net1 on fasterrcnn" in err
+    rows = json.loads((out / "runs" / "report" / "results.json").read_text())
+    assert sorted((r["head"], r["variant"]) for r in rows) == [
+        ("sf-net1", "yolo"),
+        *(("zero-shot", v) for v in VARIANTS),
+    ]
+    md = (out / "runs" / "report" / "results.md").read_text()
+    assert "- sf-net1 on detr: not trained" in md and "- sf-net1 on fasterrcnn: not trained" in md
+    assert (out / "runs" / "report" / "loss.png").exists()

@@ -136,6 +136,10 @@ def _source(args: argparse.Namespace) -> FeatureSource:
     return ImageFeatures(args.images, args.image_model, args.text_model)
 
 
+class NoTrainingItems(ShardError):
+    """The training filter leaves no item of the training split for a head."""
+
+
 def _config(args: argparse.Namespace, head: HeadKind, net: SfNet) -> FitConfig:
     """The research's config for `head` (§5), with the flags given on the command line over it."""
     cfg = FitConfig.research(head, net)
@@ -187,7 +191,7 @@ def fit_run(
     else:
         train = D.ranking_train(refs, src, train_split, cfg.train_limit, best_iou_above=cfg.best_iou_above)
     if len(train) == 0:
-        raise ShardError(
+        raise NoTrainingItems(
             f"{variant}: no {train_split} item for head {cfg.head} (best IoU > {cfg.best_iou_above} after "
             "the filter; --best-iou-above lowers the threshold)"
         )
@@ -275,6 +279,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     runs = args.runs or args.output / "runs"
     rows: list[dict[str, object]] = []
     logs: dict[tuple[str, str], Path] = {}
+    skipped: list[str] = []
     for variant in grid_variants(args.output, args.variants):
         refs, src = read_refs(variant), EmbeddingShards(variant / "embeddings")
         rows += evaluate_run(
@@ -290,11 +295,17 @@ def cmd_grid(args: argparse.Namespace) -> int:
         for head in heads:
             cfg = _config(args, head, args.net)  # type: ignore[arg-type]
             name, out = run_name(cfg), runs / variant.name / run_name(cfg)
-            fit_run(cfg, variant, refs, src, out, args.resume, args.train_split, args.val_split)
+            try:
+                fit_run(cfg, variant, refs, src, out, args.resume, args.train_split, args.val_split)
+            except NoTrainingItems as e:
+                print(f"refaug-train grid: skipped {name} on {variant.name}: {e}", file=sys.stderr)
+                skipped.append(f"{name} on {variant.name}: not trained ({e})")
+                continue
             model = load_head(out / f"epoch-{cfg.epochs:02d}.pt", args.device)
             rows += evaluate_run(model, name, variant, refs, src, args.splits, out / "eval", args.device)
             logs[variant.name, name] = out / "log.csv"
-    for p in [*write_tables(rows, runs / "report"), *plot_runs(logs, runs / "report")]:
+    written = write_tables(rows, runs / "report", notes=skipped)
+    for p in [*written, *(plot_runs(logs, runs / "report") if logs else [])]:
         print(p)
     return 0
 

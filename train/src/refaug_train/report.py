@@ -16,8 +16,9 @@ METRICS = ["acc@0.3", "acc@0.5", "acc@0.7", "mIoU", "mCos", "mED"]
 KEYS = ["head", "variant", "split", "n_refs", "n_fallback"]
 
 
-def write_tables(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """`results.md`, `results.csv`, `results.json` in `out` (rows: head, variant, split, n_refs, metrics)."""
+def write_tables(rows: list[dict[str, Any]], out: Path, notes: list[str] | None = None) -> list[Path]:
+    """`results.md`, `results.csv`, `results.json` in `out` (rows: head, variant, split, n_refs, metrics);
+    `notes` (e.g. the runs a grid skipped) follow the Markdown table."""
     out.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: (r["head"], r["variant"], r["split"]))
     cols = KEYS + METRICS
@@ -31,6 +32,8 @@ def write_tables(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         cells = [str(r[k]) if k in ("head", "variant", "split") else f"{int(r[k])}" for k in KEYS]
         cells += [f"{r[m]:.4f}" for m in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return [out / "results.md", out / "results.csv", out / "results.json"]
 
