@@ -106,3 +106,13 @@ def test_augment_needs_images_and_flyp(tmp_path, capsys, head, source, message):
     argv[argv.index("flyp")] = head
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_crop_too_small_for_the_blur_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import refaug_train.augment as A
+
+    monkeypatch.setattr(A, "IMG_TRANSFORM", A.IMG_TRANSFORM.transforms[1])  # always GaussianBlur((5, 9))
+    monkeypatch.setattr(A, "crop_box", lambda img, box: img[:, :3, :2])  # a 2x3 crop
+    assert main(fit_argv(tmp_path / "r", "--augment", "2", *IMAGE_SOURCE)) == 2
+    err = capsys.readouterr().err
+    assert "train-00000-of-00001.parquet: ref " in err and "no augmented view of its 2x3" in err

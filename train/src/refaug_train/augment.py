@@ -35,7 +35,7 @@ from torchvision.transforms import (
 
 from .datasets import Packed, ViewsBatch, limited, split_rows
 from .images import ImageFeatures, crop_box
-from .shards import Refs
+from .shards import Refs, ShardError
 
 # flyp-with-data-augmentation (cells 190-200): on uint8 tensors, Random* ones at their default p=0.5
 IMG_TRANSFORM = RandomChoice(
@@ -85,7 +85,13 @@ class AugmentedContrastive(Packed[ViewsBatch]):
         for j in idx.tolist():
             r = self.rows[j]
             gt = crop_box(self.source.image(self.refs.file_name[r]), self.refs.gt[r])
-            im, tx = views(gt, self.refs.sentences[r], self.m)
+            try:
+                im, tx = views(gt, self.refs.sentences[r], self.m)
+            except RuntimeError as e:  # e.g. GaussianBlur's reflect padding on a crop of a few pixels
+                raise ShardError(
+                    f"{self.refs.source[r]}: ref {int(self.refs.ref_id[r])}: no augmented view of its "
+                    f"{gt.shape[2]}x{gt.shape[1]} ground-truth crop: {e}"
+                ) from e
             crops += im
             texts += tx
         d, b = self.source.dim, len(idx)
