@@ -55,3 +55,19 @@ def test_bad_variant_is_a_clear_error(tmp_path, capsys):
         == 2
     )
     assert "no shard" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_is_an_error_not_a_cpu_run(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    v = make_variant(tmp_path / "detr", {"train": 8, "val": 4}, k=3)
+    common = ["--variant", str(v), "--device", "cuda", "--quiet"]
+    assert main(["fit", *common, "--head", "sf", "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    ev = ["evaluate", "--variant", str(v), "--device", "cuda:0", "--head", "zero-shot"]
+    assert main([*ev, "--out", str(tmp_path / "e")]) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert main([*ev[:-4], "--device", "tpu", "--head", "zero-shot", "--out", str(tmp_path / "e")]) == 2
+    assert "only cpu, cuda and cuda:N" in capsys.readouterr().err

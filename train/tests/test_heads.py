@@ -149,3 +149,41 @@ def test_contex_forward_hand_computed():
     out = m(crops2, cm2, sents2, torch.ones(2, 1, dtype=torch.bool))
     torch.testing.assert_close(out[:1], want)
     assert out[1, 1] == float("-inf")
+
+
+@pytest.mark.parametrize("net", ["net1", "net2", "net3", "net4"])
+def test_sf_padded_batch_equals_one_ref_at_a_time_with_gradients(net):
+    """The branches run on real rows only (`on_rows`): a padded batch gives each ref's unbatched logits and
+    the same weight gradient as the sum of the per-ref ones."""
+    torch.manual_seed(0)
+    m = ClipSf(net, dim=8)
+    refs = [(torch.randn(k, 8), torch.randn(s, 8), t) for k, s, t in ((3, 1, 2), (1, 2, 0), (2, 3, 1))]
+    crops = torch.full((3, 3, 8), 7.0)  # garbage in the padding
+    sents = torch.full((3, 3, 8), -5.0)
+    cm, sm = torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool)
+    for i, (c, s, _) in enumerate(refs):
+        crops[i, : len(c)], cm[i, : len(c)] = c, True
+        sents[i, : len(s)], sm[i, : len(s)] = s, True
+    logits = m(crops, cm, sents, sm)
+    ranking_loss(logits, torch.tensor([t for *_, t in refs])).backward()
+    batched = {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.zero_grad()
+    for i, (c, s, t) in enumerate(refs):
+        one_logits = m(*one(c), *one(s))
+        torch.testing.assert_close(logits[i, : len(c)], one_logits[0])
+        assert torch.isinf(logits[i, len(c) :]).all()
+        (ranking_loss(one_logits, torch.tensor([t])) / len(refs)).backward()
+    for k, p in m.named_parameters():
+        torch.testing.assert_close(batched[k], p.grad, msg=k)
+
+
+def test_flyp_loss_takes_the_transpose_for_the_text_side():
+    """CE over s·T·Iᵀ computed as the research did (a second product) equals the transposed form."""
+    torch.manual_seed(1)
+    img, txt, s = torch.randn(5, 4), torch.randn(5, 4), torch.tensor(3.0)
+    labels = torch.arange(5)
+    research = (
+        torch.nn.functional.cross_entropy(s * img @ txt.T, labels)
+        + torch.nn.functional.cross_entropy(s * txt @ img.T, labels)
+    ) / 2
+    torch.testing.assert_close(clip_loss(img, txt, s), research)

@@ -133,3 +133,16 @@ def test_evaluation_recomputed_independently(synthetic, model):
     for k, v in want.items():
         assert got[k] == pytest.approx(v, abs=1e-5), k
     assert not math.isnan(got["mIoU"])
+
+
+def test_bf16_trains_close_to_float32_but_not_identically(synthetic, tmp_path):
+    train, val = views(synthetic)
+    a, _ = fit(cfg("sf", lr=0.5), train, val, None, tmp_path / "a")
+    b, state = fit(cfg("sf", lr=0.5, bf16=True), train, val, None, tmp_path / "b")
+    losses = [r["train_loss"] for r in state.log[1:]]
+    assert losses[-1] < losses[0]
+    wa, wb = weights(a), weights(b)
+    assert not all(torch.equal(wa[k], wb[k]) for k in wa)  # the flag reaches the forward
+    assert all(torch.allclose(wa[k], wb[k], atol=0.05) for k in wa)
+    for v in wb.values():
+        assert v.dtype == torch.float32  # master weights stay float32

@@ -23,7 +23,15 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .features import FeatureSource
-from .filters import RESEARCH_FILTER, ProposalFilter, box_iou, eval_candidates, first_argmax, training_target
+from .filters import (
+    BEST_IOU_ABOVE,
+    RESEARCH_FILTER,
+    ProposalFilter,
+    box_iou,
+    eval_candidates,
+    first_argmax,
+    training_target,
+)
 from .shards import Refs
 
 B = TypeVar("B")
@@ -51,7 +59,9 @@ class Ragged:
         ar = torch.arange(kmax)
         mask = ar[None, :] < count[:, None]
         pos = torch.where(mask, start[:, None] + ar[None, :], torch.zeros_like(mask, dtype=torch.int64))
-        out = self.values[pos] * mask.unsqueeze(-1).to(self.values.dtype)
+        out = self.values[pos]
+        if not bool(mask.all()):
+            out.masked_fill_(~mask.unsqueeze(-1), 0)
         return out, mask
 
     def to(self, device: torch.device) -> Ragged:
@@ -68,7 +78,7 @@ class RankingBatch:
     index: Tensor  # [B] item indices
 
 
-class _Packed(Dataset[B]):
+class Packed(Dataset[B]):
     """Items addressed by index; `__getitems__` (what DataLoader calls with a batch of indices) gathers and
     pads them at once, `__getitem__` is a batch of one."""
 
@@ -86,8 +96,13 @@ class _Packed(Dataset[B]):
     def _batch(self, idx: Tensor) -> B:
         raise NotImplementedError
 
+    @property
+    def dim(self) -> int:
+        """The embedding size D."""
+        raise NotImplementedError
 
-class RankingDataset(_Packed[RankingBatch]):
+
+class RankingDataset(Packed[RankingBatch]):
     """Candidates, sentences and a target per ref (+ boxes and ground-truth embeddings for evaluation)."""
 
     def __init__(
@@ -104,6 +119,10 @@ class RankingDataset(_Packed[RankingBatch]):
         self.ref_id, self.crops, self.sents, self.target = ref_id, crops, sents, target
         self.boxes, self.gt_box, self.gt_emb, self.fallback = boxes, gt_box, gt_emb, fallback
 
+    @property
+    def dim(self) -> int:
+        return int(self.crops.values.shape[1])
+
     def _batch(self, idx: Tensor) -> RankingBatch:
         crops, cmask = self.crops.pad(idx)
         sents, smask = self.sents.pad(idx)
@@ -117,11 +136,24 @@ class PairBatch:
     index: Tensor
 
 
-class ContrastiveDataset(_Packed[PairBatch]):
+@dataclass
+class ViewsBatch:
+    """m (crop, sentence) views per ref (H2's augmented variant, `augment.AugmentedContrastive`)."""
+
+    img: Tensor  # [B, m, D]
+    txt: Tensor  # [B, m, D]
+    index: Tensor
+
+
+class ContrastiveDataset(Packed[PairBatch]):
     """(ground-truth crop, first sentence) embeddings per ref."""
 
     def __init__(self, ref_id: Tensor, img: Tensor, txt: Tensor) -> None:
         self.ref_id, self.img, self.txt = ref_id, img, txt
+
+    @property
+    def dim(self) -> int:
+        return int(self.img.shape[1])
 
     def _batch(self, idx: Tensor) -> PairBatch:
         return PairBatch(self.img[idx], self.txt[idx], idx)
@@ -132,11 +164,11 @@ def unbatched(batch: object) -> object:
     return batch
 
 
-def _rows(refs: Refs, split: str | None) -> list[int]:
+def split_rows(refs: Refs, split: str | None) -> list[int]:
     return [i for i in range(len(refs)) if split is None or refs.split[i] == split]
 
 
-def _limit(rows: list[int], limit: int) -> list[int]:
+def limited(rows: list[int], limit: int) -> list[int]:
     return rows if limit < 0 else rows[:limit]
 
 
@@ -149,7 +181,7 @@ def _ranking_view(
 ) -> RankingDataset:
     """The first `limit` items (all: -1) among the refs of `split`, in file order."""
     ids, crops, sents, target, boxes, gt_box, gt_emb, fb = [], [], [], [], [], [], [], []
-    for i in _rows(refs, split):
+    for i in split_rows(refs, split):
         if 0 <= limit <= len(ids):
             break
         sel = select(i)
@@ -191,12 +223,14 @@ def ranking_train(
     split: str | None,
     limit: int = -1,
     flt: ProposalFilter = RESEARCH_FILTER,
+    best_iou_above: float = BEST_IOU_ABOVE,
 ) -> RankingDataset:
-    """The H1/H3 training view: >= 2 kept, best IoU > 0.5, target = first argmax; first `limit` items."""
+    """The H1/H3 training view: >= 2 kept, best IoU > `best_iou_above` (the research's 0.5), target = first
+    argmax; first `limit` items."""
 
     def select(i: int) -> Selection:
         b, s = refs.proposals(i)
-        t = training_target(b, s, refs.gt[i], flt)
+        t = training_target(b, s, refs.gt[i], flt, best_iou_above)
         return None if t is None else (t.kept, b[t.kept], t.target, False)
 
     return _ranking_view(refs, source, split, limit, select)
@@ -228,7 +262,7 @@ def _ranking(
 def contrastive(refs: Refs, source: FeatureSource, split: str | None, limit: int = -1) -> ContrastiveDataset:
     """The H2 view: every ref's ground-truth crop and first sentence (§10.10: sentence 0 in training)."""
     ids, img, txt = [], [], []
-    for i in _limit(_rows(refs, split), limit):
+    for i in limited(split_rows(refs, split), limit):
         f = source.features(refs, i, [])
         ids.append(int(refs.ref_id[i]))
         img.append(f.gt)

@@ -94,14 +94,19 @@ class TrainTarget:
 
 
 def training_target(
-    boxes: F32, scores: F32, gt: F32, flt: ProposalFilter = RESEARCH_FILTER
+    boxes: F32,
+    scores: F32,
+    gt: F32,
+    flt: ProposalFilter = RESEARCH_FILTER,
+    best_iou_above: float = BEST_IOU_ABOVE,
 ) -> TrainTarget | None:
     """The training view of one ref for H1/H3 (§2 Coco4TrainingDataset): None unless at least 2 proposals
-    are kept and the best IoU over them is > 0.5; the target is the first argmax over the kept list."""
+    are kept and the best IoU over them is > `best_iou_above` (the research's 0.5); the target is the first
+    argmax over the kept list."""
     kept = flt.kept(boxes, scores)
     if len(kept) < MIN_KEPT:
         return None
     ious = box_iou(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[kept], gt)
-    if not float(np.max(ious)) > BEST_IOU_ABOVE:
+    if not float(np.max(ious)) > best_iou_above:
         return None
     return TrainTarget(kept=kept, target=first_argmax(ious))

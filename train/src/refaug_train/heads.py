@@ -28,11 +28,29 @@ def _l2(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def mean_cosine_logits(img_z: Tensor, crop_mask: Tensor, txt_z: Tensor, sent_mask: Tensor) -> Tensor:
-    """`(normalize(txt) @ normalize(img).T).mean(0)` per ref: [B, K] logits, -inf at padded candidates."""
-    s = torch.einsum("bsd,bkd->bsk", _l2(txt_z, sent_mask), _l2(img_z, crop_mask))
-    w = sent_mask.to(s.dtype).unsqueeze(-1)
-    logits = (s * w).sum(1) / w.sum(1)
-    return logits.masked_fill(~crop_mask, float("-inf"))
+    """`(normalize(txt) @ normalize(img).T).mean(0)` per ref: [B, K] logits, -inf at padded candidates.
+
+    Computed as `mean_s(normalize(txt_s)) · img_k / |img_k|`, the same sum regrouped (the mean over
+    sentences is linear): the normalised crops [B, K, D] are never materialised, which is most of the
+    memory traffic of an H1 step (float results equal up to rounding)."""
+    t = _l2(txt_z, sent_mask)
+    w = sent_mask.to(t.dtype).unsqueeze(-1)
+    t_mean = (t * w).sum(1) / w.sum(1)  # [B, D]
+    dot = torch.bmm(img_z, t_mean.unsqueeze(-1)).squeeze(-1)  # [B, K]
+    # padded candidates: norm 1 instead of (possibly) 0, so that nothing becomes NaN; they get -inf below
+    norm = torch.linalg.vector_norm(img_z, dim=-1).masked_fill(~crop_mask, 1.0)
+    return (dot / norm).masked_fill(~crop_mask, float("-inf"))
+
+
+def on_rows(f: nn.Module, x: Tensor, mask: Tensor) -> Tensor:
+    """`f` (row-wise: Linear, ReLU, ...) applied to the real rows of a padded batch x [B, K, D] only, zeros in
+    the padding; when nothing is padded, to the whole batch at once (no copy)."""
+    if bool(mask.all()):
+        return f(x)
+    y = f(x[mask])
+    out = y.new_zeros((*mask.shape, y.shape[-1]))
+    out[mask] = y
+    return out
 
 
 class RankingHead(nn.Module):
@@ -68,7 +86,8 @@ def _sf_branches(net: SfNet, d: int) -> tuple[nn.Module, nn.Module]:
 
 class ClipSf(RankingHead):
     """H1, standard fine-tuning (§4.1): logits = mean over sentences of cos(txt_head(t), img_head(c)); no
-    temperature; trained with cross-entropy against the max-IoU candidate."""
+    temperature; trained with cross-entropy against the max-IoU candidate. The branches run on the real
+    rows only (`on_rows`): padding costs no arithmetic."""
 
     def __init__(self, net: SfNet = "net1", dim: int = CLIP_DIM) -> None:
         super().__init__()
@@ -76,7 +95,8 @@ class ClipSf(RankingHead):
         self.img_head, self.txt_head = _sf_branches(net, dim)
 
     def forward(self, crops: Tensor, crop_mask: Tensor, sents: Tensor, sent_mask: Tensor) -> Tensor:
-        return mean_cosine_logits(self.img_head(crops), crop_mask, self.txt_head(sents), sent_mask)
+        img = on_rows(self.img_head, crops, crop_mask)
+        return mean_cosine_logits(img, crop_mask, on_rows(self.txt_head, sents, sent_mask), sent_mask)
 
 
 LN_100 = math.log(100.0)
@@ -95,7 +115,8 @@ class ClipFlyp(RankingHead):
         self.normalize = normalize
 
     def forward(self, crops: Tensor, crop_mask: Tensor, sents: Tensor, sent_mask: Tensor) -> Tensor:
-        return mean_cosine_logits(self.img_head(crops), crop_mask, self.txt_head(sents), sent_mask)
+        img = on_rows(self.img_head, crops, crop_mask)
+        return mean_cosine_logits(img, crop_mask, on_rows(self.txt_head, sents, sent_mask), sent_mask)
 
     def embed_pairs(self, img: Tensor, txt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(img_z [B, D], txt_z [B, D], logit_scale.exp()) for B (crop, sentence) pairs."""
@@ -112,11 +133,12 @@ class ClipFlyp(RankingHead):
 
 def clip_loss(img_z: Tensor, txt_z: Tensor, scale: Tensor) -> Tensor:
     """Symmetric InfoNCE (report cell 146, `ClipLoss`): mean of CE(s·I·Tᵀ, arange) and CE(s·T·Iᵀ, arange);
-    in-batch negatives only, no label smoothing; no normalisation here (the research's; see ClipFlyp)."""
+    in-batch negatives only, no label smoothing; no normalisation here (the research's; see ClipFlyp).
+    The research computed s·T·Iᵀ as a second product; it is the transpose of s·I·Tᵀ (as open_clip takes
+    it), which saves a third of the loss's matrix products, forward and backward."""
     labels = torch.arange(img_z.shape[0], device=img_z.device)
     logits_i = scale * img_z @ txt_z.T
-    logits_t = scale * txt_z @ img_z.T
-    return (F.cross_entropy(logits_i, labels) + F.cross_entropy(logits_t, labels)) / 2
+    return (F.cross_entropy(logits_i, labels) + F.cross_entropy(logits_i.T, labels)) / 2
 
 
 class ClipContex(RankingHead):

@@ -112,7 +112,8 @@ class ImageFeatures:
     def dim(self) -> int:
         return self._dim
 
-    def _image(self, file_name: str) -> torch.Tensor:
+    def image(self, file_name: str) -> torch.Tensor:
+        """The decoded image (uint8 3xHxW); the last one is kept (a variant's refs come image by image)."""
         if self._cache is None or self._cache[0] != file_name:
             path = self.images_dir / file_name
             try:
@@ -133,7 +134,7 @@ class ImageFeatures:
         )
 
     def features(self, refs: Refs, i: int, kept: list[int]) -> RefFeatures:
-        img = self._image(refs.file_name[i])
+        img = self.image(refs.file_name[i])
         boxes, _ = refs.proposals(i)
         h, w = int(img.shape[1]), int(img.shape[2])
         cand = [boxes[k] for k in kept] if kept else [np.array([0, 0, w, h], np.float32)]
