@@ -6,6 +6,8 @@ Usage: embed_nulls_check.py EMBEDDING_SHARD PROPOSAL_SHARD  (run by tests/embed_
   `refaug.image_failures` lists have null `gt_embedding`, `image_embedding`, `proposal_index` and
   `proposal_embeddings` and still their sentence embeddings; every other row has vectors of the
   dimension `refaug.encoder` records;
+- the training module's reader (`refaug_train`, installed in `.venv` by the set-up) reads every other
+  ref and refuses a listed one with an error naming the shard, the ref, the image file and the reason;
 - Hugging Face `datasets` loads the shard (offline) with the features of its `huggingface`
   metadata: vectors are `List(Value("float32"), length=D)`, and the rows equal pyarrow's.
 """
@@ -68,6 +70,46 @@ def main() -> None:
         assert ds.features == features, (ds.features, features)
         assert ds.to_list() == rows
     print(f"datasets {datasets.__version__}: loads the shard with D = {dim} vectors")
+    check_training_reader(emb_path, src_path, failures)
+
+
+def check_training_reader(emb_path: str, src_path: str, failures: list[dict]) -> None:
+    from pathlib import Path
+
+    from refaug_train.features import EmbeddingShards
+    from refaug_train.shards import ShardError, read_refs
+
+    # Only the two shards at hand: a folder holding exactly them.
+    with tempfile.TemporaryDirectory() as tmp:
+        variant, emb = Path(tmp), Path(tmp) / "embeddings"
+        emb.mkdir()
+        (variant / Path(src_path).name).symlink_to(Path(src_path).resolve())
+        (emb / Path(emb_path).name).symlink_to(Path(emb_path).resolve())
+        refs, src = read_refs(variant), EmbeddingShards(emb)
+        reason = {r: f for f in failures for r in f["ref_ids"]}
+        for i, rid in enumerate(refs.ref_id.tolist()):
+            if rid not in reason:
+                src.features(refs, i, [])
+                continue
+            try:
+                src.features(refs, i, [])
+            except ShardError as e:
+                msg = str(e)
+                f = reason[rid]
+                for part in (
+                    Path(emb_path).name,
+                    f"ref {rid}",
+                    f["file_name"],
+                    f["reason"],
+                ):
+                    assert part in msg, (part, msg)
+            else:
+                raise AssertionError(
+                    f"ref {rid}: the training reader read a ref without image embeddings"
+                )
+    print(
+        f"refaug_train: refuses refs {sorted(reason)} naming the image and the reason"
+    )
 
 
 if __name__ == "__main__":

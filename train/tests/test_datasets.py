@@ -1,6 +1,7 @@
 """The three views read from hand-built shards (proposals contract + embedding shards)."""
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -121,3 +122,45 @@ def test_dataloader_gives_whole_batches(tmp_path):
     sizes = [len(b.index) for b in loader]
     assert sizes == [2, 2, 1]
     assert np.array_equal(next(iter(loader)).index.numpy(), [0, 1])
+
+
+def test_a_ref_whose_image_was_unreadable_names_the_image_and_the_reason(tmp_path):
+    # What `refaug embed` writes for an image it could not read (tests/embed_run.rs checks that side):
+    # null image-side columns, the sentences still embedded, the failure in the shard's metadata.
+    unread = {
+        "ref_id": 2,
+        "gt_embedding": None,
+        "image_embedding": None,
+        "proposal_index": None,
+        "proposal_embeddings": None,
+        "sentence_embeddings": [e(250)],
+    }
+    ok = {
+        "ref_id": 1,
+        "gt_embedding": e(100),
+        "image_embedding": e(199),
+        "proposal_index": [1, 3],
+        "proposal_embeddings": [e(101), e(103)],
+        "sentence_embeddings": [e(150), e(151)],
+    }
+    failure = {
+        "shard": "train-00000-of-00001.parquet",
+        "image_id": 2,
+        "file_name": "COCO_train2014_000000000002.jpg",
+        "ref_ids": [2],
+        "reason": "not a JPEG",
+    }
+    refs, src = build(tmp_path, [unread, ok])
+    emb = tmp_path / "emb" / "all.parquet"
+    write_embedding_shard(emb, pq.read_table(emb).to_pylist(), [failure])
+    src = EmbeddingShards(tmp_path / "emb")
+    assert src.dim == 2  # from the schema, although the first row is null
+    assert D.ranking_train(refs, src, "train", limit=1).ref_id.tolist() == [1]  # ref 1 reads fine
+    with pytest.raises(
+        ShardError,
+        match=r"all\.parquet: ref 2 has no image embeddings: `refaug embed` recorded image 2 "
+        r"\(COCO_train2014_000000000002\.jpg\) could not be read: not a JPEG; fix the image",
+    ):
+        D.ranking_eval(refs, src, "train")
+    with pytest.raises(ShardError, match=r"ref 2 has no image embeddings"):
+        D.contrastive(refs, src, "train")

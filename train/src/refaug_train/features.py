@@ -17,10 +17,16 @@ columns and types for tests and the benchmark:
 | `proposal_index` | list<int32> | indices into `proposals` of the embedded (kept) proposals, stored order |
 | `proposal_embeddings` | list<fixed_size_list<float32, D>> | their embeddings, same order |
 | `sentence_embeddings` | list<fixed_size_list<float32, D>> | each sentence, in `sentences` order |
+
+A ref whose image `refaug embed` could not read has null image-side columns (the first four vector
+columns) and an entry in the shard's `refaug.image_failures` metadata. Reading such a ref is an error
+naming the shard, the ref, the image and the reason: training on a silently shrunken set would make the
+results incomparable, and a rerun of `refaug embed` retries the image.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +46,7 @@ EMBEDDING_COLUMNS = [
     "proposal_embeddings",
     "sentence_embeddings",
 ]
+IMAGE_FAILURES_KEY = b"refaug.image_failures"
 
 
 @dataclass(frozen=True)
@@ -75,18 +82,28 @@ class EmbeddingShards:
         if not paths:
             raise ShardError(f"{folder}: no embedding shard (*.parquet)")
         self._rows: dict[int, tuple[Path, dict[str, object]]] = {}
+        # ref id -> "image I (file) could not be read: reason", from each shard's metadata
+        self._unread: dict[int, str] = {}
         dim = -1
         for p in paths:
             try:
                 t = pq.read_table(p, columns=EMBEDDING_COLUMNS)
-            except (pa.ArrowInvalid, KeyError, OSError) as e:
+                meta = t.schema.metadata or {}
+                failures = json.loads(meta[IMAGE_FAILURES_KEY]) if IMAGE_FAILURES_KEY in meta else []
+                size = t.schema.field("gt_embedding").type.list_size
+            except (pa.ArrowInvalid, KeyError, OSError, AttributeError, ValueError) as e:
                 raise ShardError(f"{p}: not an embedding shard: {e}") from e
+            if dim >= 0 and size != dim:
+                raise ShardError(f"{p}: embeddings of size {size}, the other shards' are {dim}")
+            dim = size
+            for f in failures:
+                for rid in f.get("ref_ids", []):
+                    image = f"image {f.get('image_id')} ({f.get('file_name')})"
+                    self._unread[int(rid)] = f"{image} could not be read: {f.get('reason')}"
             for row in t.to_pylist():
                 rid = int(row["ref_id"])
                 if rid in self._rows:
                     raise ShardError(f"{p}: ref {rid} repeats ({self._rows[rid][0]})")
-                if dim < 0:
-                    dim = len(row["gt_embedding"])
                 self._rows[rid] = (p, row)
         self._dim = dim
 
@@ -100,6 +117,12 @@ class EmbeddingShards:
             raise ShardError(f"{refs.source[i]}: ref {rid} has no row in the embedding shards")
         path, row = self._rows[rid]
         where = f"{path}: ref {rid}"
+        if row["gt_embedding"] is None:
+            why = self._unread.get(rid, "no entry in the shard's refaug.image_failures")
+            raise ShardError(
+                f"{where} has no image embeddings: `refaug embed` recorded {why}; fix the image and run "
+                "`refaug embed` again (it retries the shards with unread images)"
+            )
         index = [int(k) for k in row["proposal_index"]]  # type: ignore[attr-defined]
         embs = _matrix(row["proposal_embeddings"], self._dim, where)  # type: ignore[arg-type]
         if len(index) != len(embs):
@@ -118,22 +141,27 @@ class EmbeddingShards:
         return RefFeatures(gt=gt, candidates=cands, sentences=sents)
 
 
-def write_embedding_shard(path: Path, rows: list[dict[str, object]]) -> None:
+def write_embedding_shard(
+    path: Path, rows: list[dict[str, object]], image_failures: list[dict[str, object]] | None = None
+) -> None:
     """Write rows in `refaug embed`'s schema (tests and the benchmark make synthetic shards with it);
-    `image_id` and `sent_ids` default to the ref id and 0..S-1 when a row has none."""
-    dim = len(rows[0]["gt_embedding"]) if rows else 1  # type: ignore[arg-type]
-    vec = pa.list_(pa.float32(), dim)
+    `image_id` and `sent_ids` default to the ref id and 0..S-1 when a row has none. The image-side
+    columns are nullable, as refaug's; `image_failures` becomes the `refaug.image_failures` metadata."""
+    dims = [len(r["gt_embedding"]) for r in rows if r.get("gt_embedding") is not None]  # type: ignore[arg-type]
+    dim = dims[0] if dims else 1
+    vec = pa.list_(pa.field("element", pa.float32(), False), dim)
     schema = pa.schema(
         [
             pa.field("ref_id", pa.int64(), False),
             pa.field("image_id", pa.int64(), False),
-            pa.field("gt_embedding", vec, False),
-            pa.field("image_embedding", vec, False),
-            pa.field("proposal_index", pa.list_(pa.field("element", pa.int32(), False)), False),
-            pa.field("proposal_embeddings", pa.list_(pa.field("element", vec, False)), False),
+            pa.field("gt_embedding", vec, True),
+            pa.field("image_embedding", vec, True),
+            pa.field("proposal_index", pa.list_(pa.field("element", pa.int32(), False)), True),
+            pa.field("proposal_embeddings", pa.list_(pa.field("element", vec, False)), True),
             pa.field("sent_ids", pa.list_(pa.field("element", pa.int64(), False)), False),
             pa.field("sentence_embeddings", pa.list_(pa.field("element", vec, False)), False),
-        ]
+        ],
+        metadata={IMAGE_FAILURES_KEY: json.dumps(image_failures).encode()} if image_failures else None,
     )
     full = [
         {
