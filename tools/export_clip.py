@@ -3,9 +3,12 @@
 
     python tools/export_clip.py --checkpoint ~/.cache/clip/RN50.pt --out models
 
-Needs torch and the OpenAI `clip` package (`pip install --no-deps clip-anytorch==2.6.0 ftfy regex`);
-nothing is downloaded: `clip.load(path)` reads the checkpoint file (sha256 afeb0e10…, the file
-`clip.load("RN50")` caches). It writes `<out>/clip_rn50_openai_image.onnx` (`image` float32
+Runs in the project's `.venv` (torch, the OpenAI `clip` package as clip-anytorch 2.6.0 and `refaug_train`,
+all installed by `scripts/setup.sh`); nothing is downloaded. The checkpoint is read as `clip.load(path,
+jit=False)` reads it (openai/CLIP clip.py: the TorchScript archive's state dict, or a plain state dict,
+through `clip.model.build_model`, float32 on the CPU) — e.g. the RN50.pt that `clip.load("RN50")` caches
+(sha256 afeb0e10…). clip's modules are loaded on their own, since the package's `__init__` imports
+`pkg_resources`, which current setuptools no longer has. It writes `<out>/clip_rn50_openai_image.onnx` (`image` float32
 [batch,3,224,224] -> `embedding` float32 [batch,1024], `model.encode_image`) and
 `<out>/clip_rn50_openai_text.onnx` (`tokens` int64 [batch,77] -> `embedding`, `model.encode_text`), fp32,
 exported as `../shared/models/README.md` describes for the reference encoders (TorchScript exporter, opset 17,
@@ -18,8 +21,8 @@ import argparse
 import hashlib
 import os
 
-import clip  # type: ignore[import-not-found]
 import torch
+from refaug_train.images import ClipTokenizer, clip_submodule
 
 
 class Tower(torch.nn.Module):
@@ -49,6 +52,18 @@ def export(
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def load_clip(checkpoint: str) -> torch.nn.Module:
+    """`clip.load(checkpoint, device="cpu", jit=False)`'s model: the state dict of the TorchScript
+    archive (or of a plain `torch.save`d state dict) rebuilt by `clip.model.build_model`, in float32."""
+    with open(checkpoint, "rb") as f:
+        try:
+            state_dict = torch.jit.load(f, map_location="cpu").eval().state_dict()
+        except RuntimeError:
+            f.seek(0)
+            state_dict = torch.load(f, map_location="cpu")
+    return clip_submodule("model").build_model(state_dict).float()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,7 +73,7 @@ def main() -> None:
     ap.add_argument("--name", default="clip_rn50_openai")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    model, _ = clip.load(a.checkpoint, device="cpu", jit=False)  # fp32 on the CPU
+    model = load_clip(a.checkpoint)
     # Frozen: the towers' weights become graph constants, which the TorchScript exporter refuses
     # for tensors that require grad.
     model = model.float().eval().requires_grad_(False)
@@ -70,7 +85,7 @@ def main() -> None:
         )
         sha_t = export(
             Tower(model.encode_text),
-            clip.tokenize(["a photo of a cat"]),
+            torch.from_numpy(ClipTokenizer()(["a photo of a cat"])),
             text,
             "tokens",
         )

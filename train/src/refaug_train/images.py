@@ -59,25 +59,26 @@ def crop_box(img: torch.Tensor, box: F32) -> torch.Tensor:
     return crop(img, top=y, left=x, height=h, width=w)
 
 
-def _simple_tokenizer() -> Any:
-    """openai/CLIP's SimpleTokenizer from the installed clip package (clip-anytorch 2.6.0), loaded on its own:
-    the package's __init__ imports pkg_resources, which current setuptools no longer has."""
+def clip_submodule(name: str) -> Any:
+    """A module of the installed openai/CLIP package (clip-anytorch 2.6.0: `simple_tokenizer`, `model`),
+    loaded on its own: the package's __init__ imports pkg_resources, which current setuptools no longer
+    has."""
     spec = importlib.util.find_spec("clip")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the clip package (clip-anytorch) is not installed")
-    path = Path(spec.submodule_search_locations[0]) / "simple_tokenizer.py"
-    st = importlib.util.spec_from_file_location("refaug_clip_simple_tokenizer", path)
+    path = Path(spec.submodule_search_locations[0]) / f"{name}.py"
+    st = importlib.util.spec_from_file_location(f"refaug_clip_{name}", path)
     assert st is not None and st.loader is not None
     mod = importlib.util.module_from_spec(st)
     st.loader.exec_module(mod)
-    return mod.SimpleTokenizer()
+    return mod
 
 
 class ClipTokenizer:
     """`clip.tokenize(texts, context_length=77, truncate=False)` (openai/CLIP clip.py)."""
 
     def __init__(self) -> None:
-        self._tok = _simple_tokenizer()
+        self._tok = clip_submodule("simple_tokenizer").SimpleTokenizer()
         self.sot, self.eot = self._tok.encoder["<|startoftext|>"], self._tok.encoder["<|endoftext|>"]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
