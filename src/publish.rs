@@ -1193,6 +1193,13 @@ fn croissant_field(
                     .collect(),
             );
         }
+        ColumnType::Vector => {
+            // A fixed-length float32 vector: its coordinates, repeated (Croissant 1.0 has no
+            // fixed-length array type; the length is the encoder's `dim`, in the description).
+            field["dataType"] = json!(croissant_type(&ColumnType::Float32));
+            field["source"] = source;
+            field["repeated"] = json!(true);
+        }
         ty => {
             field["dataType"] = json!(croissant_type(ty));
             field["source"] = source;
@@ -1209,6 +1216,52 @@ fn croissant_field(
         ));
     }
     field
+}
+
+/// The Croissant file set and record set of one config (`data/<config>/*.parquet`, one field per
+/// column of `columns`, plus the split from the file name).
+fn croissant_config(
+    config: &str,
+    files_description: &str,
+    description: &str,
+    columns: &[ColumnSpec],
+) -> (Value, Value) {
+    let file_set = format!("parquet-files-{config}");
+    let files = json!({
+        "@type": "cr:FileSet",
+        "@id": file_set,
+        "name": file_set,
+        "description": files_description,
+        "encodingFormat": "application/x-parquet",
+        "includes": format!("{DATA_DIR}/{config}/*.parquet"),
+    });
+    let mut fields = vec![json!({
+        "@type": "cr:Field",
+        "@id": format!("{config}/split_of_file"),
+        "name": format!("{config}/split_of_file"),
+        "description": "The split, from the shard's file name.",
+        "dataType": "sc:Text",
+        "references": {"field": {"@id": "splits/name"}},
+        "source": {
+            "fileSet": {"@id": file_set},
+            "extract": {"fileProperty": "filename"},
+            "transform": {"regex": "^(.+)-\\d{5}-of-\\d{5}\\.parquet$"},
+        },
+    })];
+    fields.extend(
+        columns
+            .iter()
+            .map(|c| croissant_field(config, &file_set, c, c.name, &[], false)),
+    );
+    let record_set = json!({
+        "@type": "cr:RecordSet",
+        "@id": config,
+        "name": config,
+        "description": description,
+        "key": {"@id": format!("{config}/ref_id")},
+        "field": fields,
+    });
+    (files, record_set)
 }
 
 /// The `croissant.json` of the published folder.
@@ -1251,45 +1304,34 @@ pub fn croissant(variants: &[PublishedVariant], options: &PublishOptions) -> Val
     }));
     for v in variants {
         let name = &v.variant.name;
-        let file_set = format!("parquet-files-{name}");
-        distribution.push(json!({
-            "@type": "cr:FileSet",
-            "@id": file_set,
-            "name": file_set,
-            "description": format!("The Parquet shards of the `{name}` configuration."),
-            "encodingFormat": "application/x-parquet",
-            "includes": format!("{DATA_DIR}/{name}/*.parquet"),
-        }));
-        let record_set = name.clone();
-        let mut fields = vec![json!({
-            "@type": "cr:Field",
-            "@id": format!("{record_set}/split_of_file"),
-            "name": format!("{record_set}/split_of_file"),
-            "description": "The split, from the shard's file name.",
-            "dataType": "sc:Text",
-            "references": {"field": {"@id": "splits/name"}},
-            "source": {
-                "fileSet": {"@id": file_set},
-                "extract": {"fileProperty": "filename"},
-                "transform": {"regex": "^(.+)-\\d{5}-of-\\d{5}\\.parquet$"},
-            },
-        })];
-        fields.extend(
-            schema::COLUMNS
-                .iter()
-                .map(|c| croissant_field(&record_set, &file_set, c, c.name, &[], false)),
-        );
-        record_sets.push(json!({
-            "@type": "cr:RecordSet",
-            "@id": record_set,
-            "name": record_set,
-            "description": format!(
+        let (file_set, record_set) = croissant_config(
+            name,
+            &format!("The Parquet shards of the `{name}` configuration."),
+            &format!(
                 "One row per ref with the proposals of detector `{}`.",
                 v.variant.detector_name()
             ),
-            "key": {"@id": format!("{record_set}/ref_id")},
-            "field": fields,
-        }));
+            &schema::COLUMNS,
+        );
+        distribution.push(file_set);
+        record_sets.push(record_set);
+        if let Some(e) = &v.embeddings {
+            let encoder = e.encoder["name"].as_str().unwrap_or("unknown");
+            let (file_set, record_set) = croissant_config(
+                &e.config,
+                &format!(
+                    "The Parquet shards of the `{}` configuration (one per `{name}` shard).",
+                    e.config
+                ),
+                &format!(
+                    "One row per ref of `{name}`, same order: frozen CLIP embeddings                      (encoder `{encoder}`, {} float32 coordinates a vector) of its ground-truth                      crop, the whole image, the kept proposals' crops and its sentences.",
+                    e.dim
+                ),
+                &crate::embed::schema::COLUMNS,
+            );
+            distribution.push(file_set);
+            record_sets.push(record_set);
+        }
     }
     let url = match &options.repo_id {
         Some(repo) => format!("https://huggingface.co/datasets/{repo}"),
@@ -1304,7 +1346,8 @@ pub fn croissant(variants: &[PublishedVariant], options: &PublishOptions) -> Val
         "name": pretty_name(variants),
         "description": "Referring-expression refs with object-detector proposals (xyxy pixel \
                         boxes, scores, labels), their IoU with the ground truth and the best \
-                        match; one record set per detector. Images not included.",
+                        match; one record set per detector, and one per variant's CLIP embeddings when \
+                        published. Images not included.",
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "license": [
             "https://creativecommons.org/licenses/by/4.0/",
