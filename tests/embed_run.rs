@@ -60,6 +60,33 @@ fn refaug(args: &[&str]) -> (i32, String) {
 }
 
 /// Every embedding shard's bytes by file name.
+/// Rewrites the Parquet file at `path` with the same rows and its key-value metadata `key` set to
+/// `value`.
+fn restamp(path: &Path, key: &str, value: &str) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::{metadata::KeyValue, properties::WriterProperties};
+    let mut meta = refaug::write::shard::read_key_value_metadata(path).unwrap();
+    assert!(meta.contains_key(key), "{key} not in {meta:?}");
+    meta.insert(key.to_string(), value.to_string());
+    meta.remove("ARROW:schema");
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<_> = builder.build().unwrap().map(Result::unwrap).collect();
+    // Parquet's key-value metadata (what refaug reads), apart from the Arrow schema's.
+    let kv = meta.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    for b in batches {
+        w.write(&b).unwrap();
+    }
+    w.close().unwrap();
+}
+
 fn shards(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -123,6 +150,28 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
         text.contains(&format!("0 shards written, {n} already done")),
         "{text}"
     );
+
+    // A shard written under another version of the embeddings contract (an older refaug) is
+    // not taken as done: it is rewritten, to the current bytes.
+    let old = first.keys().next().unwrap().clone();
+    restamp(&emb_dir.join(&old), "refaug.schema_version", "0.9.0");
+    assert_ne!(shards(&emb_dir), first);
+    let (code, text) = refaug(&["validate", dir.path().join("out").to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{old}: metadata `refaug.schema_version` is \"0.9.0\", expected \"1.0.0\": written \
+             under another version of the embeddings contract (`refaug embed` rewrites it)"
+        )),
+        "{text}"
+    );
+    let (code, text) = refaug(&["embed", "--manifest", m]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("1 shards written, {} already done", n - 1)),
+        "{text}"
+    );
+    assert_eq!(shards(&emb_dir), first);
 
     // A run killed mid-shard leaves at most a hidden temporary file and no visible shard: the
     // next run redoes exactly that shard, byte for byte.

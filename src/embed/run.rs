@@ -17,7 +17,8 @@
 //!
 //! A shard is written to a hidden temporary file and renamed into place once complete
 //! (`write::atomic::temp_path`), so a visible shard is whole; a shard whose output exists with
-//! the same source sha256, encoder and filter, and no image failure, is skipped (resume), unless
+//! the same source sha256, encoder and filter, contract version, and no image failure, is skipped
+//! (resume), unless
 //! forced. An image that cannot be read gives its refs rows with null image-side columns and an
 //! entry (file, refs, reason) in the shard's `refaug.image_failures` and in `errors.json`; the
 //! rest of the shard is written. A sentence over 77 tokens without truncation, or an encoder
@@ -178,6 +179,9 @@ pub fn embed_variant(
                 && kv.get(META_ENCODER) == Some(&encoder_meta)
                 && kv.get(META_FILTER) == Some(&filter_meta)
                 && kv.get(META_IMAGE_FAILURES).map(String::as_str) == Some("[]")
+                // A shard of another contract version (an older refaug) is rewritten.
+                && kv.get(crate::write::schema::META_SCHEMA_VERSION).map(String::as_str)
+                    == Some(schema::SCHEMA_VERSION)
             {
                 summary.shards_skipped += 1;
                 resumed += images;

@@ -64,8 +64,10 @@ fn verify_one(src: &Path, emb: &Path) -> Result<Vec<i64>, String> {
     let kv = read_key_value_metadata(emb).map_err(|e| crate::error_chain(&e))?;
     if kv.get(META_SCHEMA_VERSION).map(String::as_str) != Some(schema::SCHEMA_VERSION) {
         return Err(format!(
-            "metadata `{META_SCHEMA_VERSION}` is {:?}, expected {:?}",
-            kv.get(META_SCHEMA_VERSION),
+            "metadata `{META_SCHEMA_VERSION}` is {}, expected {:?}: written under another \
+             version of the embeddings contract (`refaug embed` rewrites it)",
+            kv.get(META_SCHEMA_VERSION)
+                .map_or("missing".to_string(), |v| format!("{v:?}")),
             schema::SCHEMA_VERSION
         ));
     }
