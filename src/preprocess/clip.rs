@@ -11,7 +11,7 @@ use image::RgbImage;
 
 use crate::boxes::BoxXyxy;
 use crate::preprocess::Chw;
-use crate::preprocess::torchvision_resize::resize_bicubic_antialias_f32;
+use crate::preprocess::torchvision_resize::resize_bicubic_antialias_window;
 
 /// OpenAI CLIP's image mean (`clip.clip._transform`), RGB.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -176,23 +176,17 @@ impl ClipTransform {
             data: crop.data.iter().map(|&v| lut[v as usize]).collect(),
         };
         let (rh, rw) = resized_hw(crop.height, crop.width, self.size);
-        let resized = resize_bicubic_antialias_f32(&float, rw, rh);
-        // CenterCrop: offsets `int(round((size − crop) / 2.0))`, Python's half-to-even round.
+        // CenterCrop: offsets `int(round((size − crop) / 2.0))`, Python's half-to-even round;
+        // only that window of the resize is computed (the same values, bit for bit).
         let off = |n: usize| ((n - self.size) as f64 / 2.0).round_ties_even() as usize;
         let (top, left) = (off(rh), off(rw));
         let n = self.size;
-        let mut data = Vec::with_capacity(3 * n * n);
-        for c in 0..3 {
-            let plane = &resized.data[c * rh * rw..(c + 1) * rh * rw];
+        let window = resize_bicubic_antialias_window(&float, rw, rh, top..top + n, left..left + n);
+        let mut data = window.data;
+        for (c, plane) in data.chunks_exact_mut(n * n).enumerate() {
             // Normalize: `tensor.sub_(mean).div_(std)`, float32 subtraction then division.
             let (m, s) = (self.mean[c], self.std[c]);
-            for y in top..top + n {
-                data.extend(
-                    plane[y * rw + left..y * rw + left + n]
-                        .iter()
-                        .map(|&v| (v - m) / s),
-                );
-            }
+            plane.iter_mut().for_each(|v| *v = (*v - m) / s);
         }
         Chw {
             height: n,
