@@ -173,6 +173,25 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
     );
     assert_eq!(shards(&emb_dir), first);
 
+    // validate refuses a variant whose shards were made with different filters (or encoders).
+    let odd = first.keys().nth(1).unwrap().clone();
+    restamp(
+        &emb_dir.join(&odd),
+        "refaug.filter",
+        r#"{"height_above":0.0,"score_above":0.0,"truncate_sentences":false,"width_above":0.0}"#,
+    );
+    let (code, text) = refaug(&["validate", dir.path().join("out").to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{odd}: made with another encoder or filter (`refaug.encoder`, `refaug.filter`) than"
+        )),
+        "{text}"
+    );
+    let (code, text) = refaug(&["embed", "--manifest", m]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(shards(&emb_dir), first);
+
     // A run killed mid-shard leaves at most a hidden temporary file and no visible shard: the
     // next run redoes exactly that shard, byte for byte.
     let lost = first.keys().next().unwrap().clone();
@@ -300,6 +319,27 @@ fn a_sentence_over_77_tokens_fails_its_shard_naming_ref_and_sentence() {
     let (code, text) = refaug(&["embed", "--manifest", ms]);
     assert_eq!(code, 0, "{text}");
     assert!(shards(&variant.join("embeddings")).contains_key(&name));
+    let out = dir.path().join("out");
+
+    // Back to no truncation: the shard fails again, and the one made with truncation (another
+    // filter) is removed rather than left beside shards made without it.
+    std::fs::write(
+        &m,
+        std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("truncate = true\n", ""),
+    )
+    .unwrap();
+    let (code, text) = refaug(&["embed", "--manifest", ms]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("(the shard an earlier run left was removed)"),
+        "{text}"
+    );
+    assert!(!shards(&variant.join("embeddings")).contains_key(&name));
+    let (code, text) = refaug(&["validate", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&format!("{name}: missing")), "{text}");
 }
 
 #[test]

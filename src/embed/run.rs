@@ -229,7 +229,18 @@ pub fn embed_variant(
                 summary.image_failures.extend(done.failures);
             }
             Err(e) => {
-                let e = crate::error_chain(e.as_ref() as &dyn std::error::Error);
+                let mut e = crate::error_chain(e.as_ref() as &dyn std::error::Error);
+                // A shard left from an earlier run was made from another source, encoder, filter
+                // or contract version (else it would have been skipped): keeping it would mix
+                // two encoders' vectors in one variant. It goes; validate then says it is missing.
+                if dest.is_file() {
+                    match std::fs::remove_file(&dest) {
+                        Ok(()) => e.push_str(" (the shard an earlier run left was removed)"),
+                        Err(r) => e.push_str(&format!(
+                            " (the shard an earlier run left could not be removed: {r})"
+                        )),
+                    }
+                }
                 reporter.note(&format!("embed {label}: {} failed: {e}", p.name));
                 summary.failures.push((p.name, e));
             }

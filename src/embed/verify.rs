@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::embed::run::EMBEDDINGS_DIR;
 use crate::embed::schema::{
-    self, META_ENCODER, META_IMAGE_FAILURES, META_SOURCE, embedding_schema,
+    self, META_ENCODER, META_FILTER, META_IMAGE_FAILURES, META_SOURCE, embedding_schema,
 };
 use crate::write::schema::{META_HUGGINGFACE, META_SCHEMA_VERSION};
 use crate::write::shard::{read_key_value_metadata, read_rows};
@@ -35,6 +35,8 @@ pub fn verify_embeddings(variant_dir: &Path) -> EmbeddingsCheck {
         return check;
     }
     let sources = crate::validate::parquet_files(variant_dir);
+    // Every shard of a variant must come from one encoder and one filter.
+    let mut first: Option<(String, [Option<String>; 2])> = None;
     for src in sources {
         let name = src
             .file_name()
@@ -42,6 +44,18 @@ pub fn verify_embeddings(variant_dir: &Path) -> EmbeddingsCheck {
             .to_string_lossy()
             .into_owned();
         let emb = dir.join(&name);
+        if let Ok(kv) = read_key_value_metadata(&emb) {
+            let settings = [META_ENCODER, META_FILTER].map(|k| kv.get(k).cloned());
+            match &first {
+                None => first = Some((name.clone(), settings)),
+                Some((other, want)) if *want != settings => check.problems.push(format!(
+                    "{}: made with another encoder or filter (`{META_ENCODER}`, `{META_FILTER}`) \
+                     than {other}; run `refaug embed --force` to make every shard alike",
+                    emb.display()
+                )),
+                Some(_) => {}
+            }
+        }
         match verify_one(&src, &emb) {
             Ok(failed) if failed.is_empty() => {}
             Ok(failed) => check.notes.push(format!(
