@@ -151,12 +151,25 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
         "{text}"
     );
 
+    // The next run redoes exactly one shard, to the first run's bytes.
+    let redo_one_shard = || {
+        let (code, text) = refaug(&["embed", "--manifest", m]);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains(&format!("1 shards written, {} already done", n - 1)),
+            "{text}"
+        );
+        assert_eq!(shards(&emb_dir), first);
+    };
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+
     // A shard written under another version of the embeddings contract (an older refaug) is
     // not taken as done: it is rewritten, to the current bytes.
     let old = first.keys().next().unwrap().clone();
     restamp(&emb_dir.join(&old), "refaug.schema_version", "0.9.0");
     assert_ne!(shards(&emb_dir), first);
-    let (code, text) = refaug(&["validate", dir.path().join("out").to_str().unwrap()]);
+    let (code, text) = refaug(&["validate", out]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!(
@@ -165,13 +178,7 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
         )),
         "{text}"
     );
-    let (code, text) = refaug(&["embed", "--manifest", m]);
-    assert_eq!(code, 0, "{text}");
-    assert!(
-        text.contains(&format!("1 shards written, {} already done", n - 1)),
-        "{text}"
-    );
-    assert_eq!(shards(&emb_dir), first);
+    redo_one_shard();
 
     // validate refuses a variant whose shards were made with different filters (or encoders).
     let odd = first.keys().nth(1).unwrap().clone();
@@ -180,7 +187,7 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
         "refaug.filter",
         r#"{"height_above":0.0,"score_above":0.0,"truncate_sentences":false,"width_above":0.0}"#,
     );
-    let (code, text) = refaug(&["validate", dir.path().join("out").to_str().unwrap()]);
+    let (code, text) = refaug(&["validate", out]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!(
@@ -188,27 +195,17 @@ fn embed_matches_numpy_is_batch_invariant_and_resumes() {
         )),
         "{text}"
     );
-    let (code, text) = refaug(&["embed", "--manifest", m]);
-    assert_eq!(code, 0, "{text}");
-    assert_eq!(shards(&emb_dir), first);
+    redo_one_shard();
 
     // A run killed mid-shard leaves at most a hidden temporary file and no visible shard: the
     // next run redoes exactly that shard, byte for byte.
     let lost = first.keys().next().unwrap().clone();
     std::fs::remove_file(emb_dir.join(&lost)).unwrap();
     std::fs::write(emb_dir.join(format!(".{lost}.tmp-99999")), b"partial").unwrap();
-    let (code, text) = refaug(&["embed", "--manifest", m]);
-    assert_eq!(code, 0, "{text}");
-    assert!(
-        text.contains(&format!("1 shards written, {} already done", n - 1)),
-        "{text}"
-    );
-    assert_eq!(shards(&emb_dir), first);
+    redo_one_shard();
 
     // validate checks the embeddings too: whole output valid, then a shard swapped for another's
     // (made from a different proposal shard) and a truncated one are caught, naming the file.
-    let out = dir.path().join("out");
-    let out = out.to_str().unwrap();
     let (code, text) = refaug(&["validate", out]);
     assert_eq!(code, 0, "{text}");
     let names: Vec<&String> = first.keys().collect();

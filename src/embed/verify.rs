@@ -35,8 +35,8 @@ pub fn verify_embeddings(variant_dir: &Path) -> EmbeddingsCheck {
         return check;
     }
     let sources = crate::validate::parquet_files(variant_dir);
-    // Every shard of a variant must come from one encoder and one filter.
-    let mut first: Option<(String, [Option<String>; 2])> = None;
+    // Every shard of a variant must come from one encoder and one filter: the first shard's.
+    let mut first: Option<(String, Settings)> = None;
     for src in sources {
         let name = src
             .file_name()
@@ -44,34 +44,45 @@ pub fn verify_embeddings(variant_dir: &Path) -> EmbeddingsCheck {
             .to_string_lossy()
             .into_owned();
         let emb = dir.join(&name);
-        if let Ok(kv) = read_key_value_metadata(&emb) {
-            let settings = [META_ENCODER, META_FILTER].map(|k| kv.get(k).cloned());
-            match &first {
-                None => first = Some((name.clone(), settings)),
-                Some((other, want)) if *want != settings => check.problems.push(format!(
-                    "{}: made with another encoder or filter (`{META_ENCODER}`, `{META_FILTER}`) \
-                     than {other}; run `refaug embed --force` to make every shard alike",
-                    emb.display()
-                )),
-                Some(_) => {}
-            }
-        }
         match verify_one(&src, &emb) {
-            Ok(failed) if failed.is_empty() => {}
-            Ok(failed) => check.notes.push(format!(
-                "{}: refs {failed:?} have no image embeddings: their image could not be read \
-                 (`{META_IMAGE_FAILURES}`); run `refaug embed` again once it can",
-                emb.display()
-            )),
+            Ok(shard) => {
+                match &first {
+                    None => first = Some((name, shard.settings)),
+                    Some((other, want)) if *want != shard.settings => check.problems.push(format!(
+                        "{}: made with another encoder or filter (`{META_ENCODER}`, \
+                             `{META_FILTER}`) than {other}; run `refaug embed --force` to make \
+                             every shard alike",
+                        emb.display()
+                    )),
+                    Some(_) => {}
+                }
+                if !shard.failed.is_empty() {
+                    check.notes.push(format!(
+                        "{}: refs {:?} have no image embeddings: their image could not be read \
+                         (`{META_IMAGE_FAILURES}`); run `refaug embed` again once it can",
+                        emb.display(),
+                        shard.failed
+                    ));
+                }
+            }
             Err(e) => check.problems.push(format!("{}: {e}", emb.display())),
         }
     }
     check
 }
 
-/// Checks one embedding shard against its proposal shard; returns the refs recorded as having
-/// an unreadable image.
-fn verify_one(src: &Path, emb: &Path) -> Result<Vec<i64>, String> {
+/// What made a shard: its `refaug.encoder` and `refaug.filter` metadata.
+type Settings = [Option<String>; 2];
+
+/// A shard that passed its checks.
+struct Verified {
+    /// The refs recorded as having an unreadable image.
+    failed: Vec<i64>,
+    settings: Settings,
+}
+
+/// Checks one embedding shard against its proposal shard.
+fn verify_one(src: &Path, emb: &Path) -> Result<Verified, String> {
     if !emb.is_file() {
         return Err("missing (run `refaug embed`)".into());
     }
@@ -214,5 +225,8 @@ fn verify_one(src: &Path, emb: &Path) -> Result<Vec<i64>, String> {
             src.display()
         ));
     }
-    Ok(failed.into_iter().collect())
+    Ok(Verified {
+        failed: failed.into_iter().collect(),
+        settings: [META_ENCODER, META_FILTER].map(|k| kv.get(k).cloned()),
+    })
 }

@@ -17,7 +17,7 @@
 //! but 14 bits when upscaling (max weight near 1) — where Pillow always uses 22 bits. That is what
 //! makes the two resizes differ by ±1 on about 0.02 % of values.
 //!
-//! [`resize_bicubic_antialias_f32`] is the float32 counterpart for `BICUBIC` (what CLIP's tensor
+//! [`resize_bicubic_antialias_window`] is the float32 counterpart for `BICUBIC` (what CLIP's tensor
 //! transform runs on crops converted to float): the same "bounds approach", but torch computes the
 //! float kernel's bounds and weights in float32 (`scalar_t = float`) where the uint8 kernel uses
 //! double and fixed point, so the two share the algorithm, not the arithmetic.
@@ -156,22 +156,17 @@ fn aa_dot(src: impl Iterator<Item = f32>, w: &[f32]) -> f32 {
     acc
 }
 
-/// `torch.nn.functional.interpolate(x, size=(new_h, new_w), mode="bicubic",
-/// align_corners=False, antialias=True)` on a float32 `[3, H, W]` tensor (torch 2.15, the kernel
-/// torchvision 0.29's `Resize(..., BICUBIC, antialias=True)` runs on float input), bit-exact with
-/// the AVX2/AVX512 CPU builds.
+/// Rows `rows` and columns `cols` of `torch.nn.functional.interpolate(x, size=(new_h, new_w),
+/// mode="bicubic", align_corners=False, antialias=True)` on a float32 `[3, H, W]` tensor (torch
+/// 2.15, the kernel torchvision 0.29's `Resize(..., BICUBIC, antialias=True)` runs on float
+/// input), bit-exact with the AVX2/AVX512 CPU builds; the whole resize is the window
+/// `0..new_h` × `0..new_w`.
 ///
 /// Separable: along the width first (only when it changes), then along the height (only when it
 /// changes), with a float32 intermediate; an unchanged size is a copy. No clamping (float input).
-/// Both target sizes must be at least 1.
-pub fn resize_bicubic_antialias_f32(src: &Chw, new_w: usize, new_h: usize) -> Chw {
-    resize_bicubic_antialias_window(src, new_w, new_h, 0..new_h, 0..new_w)
-}
-
-/// The output rows `rows` and columns `cols` of [`resize_bicubic_antialias_f32`]`(src, new_w,
-/// new_h)`, bit for bit, computing only what they need: every output value of the separable
-/// kernel depends on its own row's and column's taps alone, so a window (CLIP's centre crop)
-/// needs the width pass only on the input rows its height taps read, and only for its columns.
+/// Every output value depends on its own row's and column's taps alone, so a window (CLIP's
+/// centre crop) needs the width pass only on the input rows its height taps read, and only for
+/// its columns. Both target sizes must be at least 1.
 pub fn resize_bicubic_antialias_window(
     src: &Chw,
     new_w: usize,
